@@ -1,0 +1,37 @@
+"""setfix: learning set functions from an optimal-subset oracle by mean-field
+variational inference with implicit differentiation."""
+
+import importlib.metadata
+
+from ._estimator import AbstractEstimator as AbstractEstimator
+from ._exact import Exact as Exact
+from ._mean_field import (
+    fixed_point_map as fixed_point_map,
+    MeanField as MeanField,
+    MeanFieldSolution as MeanFieldSolution,
+    residual as residual,
+)
+from ._monte_carlo import MonteCarlo as MonteCarlo
+from ._scaling import (
+    AbstractScaling as AbstractScaling,
+    ConstantScaling as ConstantScaling,
+    NormScaling as NormScaling,
+    NoScaling as NoScaling,
+)
+from ._set_function import (
+    AbstractPooledSetFunction as AbstractPooledSetFunction,
+    AbstractSetFunction as AbstractSetFunction,
+    DeepSet as DeepSet,
+    TableSetFunction as TableSetFunction,
+)
+from ._theory import (
+    assumption_4_1 as assumption_4_1,
+    iteration_bound as iteration_bound,
+    lipschitz_estimate as lipschitz_estimate,
+)
+
+
+try:
+    __version__ = importlib.metadata.version("setfix")
+except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+    __version__ = "0.0.0"

@@ -1,0 +1,46 @@
+"""Evaluation of a set function from pooled sums (private).
+
+Every set function is evaluated as ``readout(subset @ embedding)``: a pooled set function
+uses its own ``embed``/``readout`` split, so the per-item encoder runs once per ground set;
+any other set function uses the identity embedding (the pooled sum *is* the subset
+indicator) and ``readout(s) = f(items, s)``.
+"""
+
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
+
+
+class _PooledReadout(eqx.Module):
+    f: AbstractPooledSetFunction
+
+    def __call__(self, pooled):
+        return self.f.readout(pooled)
+
+
+class _SubsetReadout(eqx.Module):
+    f: AbstractSetFunction
+    items: Float[Array, "n d"]
+
+    def __call__(self, subset):
+        return self.f(self.items, subset)
+
+
+def split_set_function(
+    f: AbstractSetFunction, items: Float[Array, "n d"]
+) -> tuple[Callable, Float[Array, "n h"]]:
+    """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)`."""
+    if isinstance(f, AbstractPooledSetFunction):
+        return _PooledReadout(f), f.embed(items)
+    return _SubsetReadout(f, items), jnp.eye(items.shape[0], dtype=items.dtype)
+
+
+def batched_readout(readout: Callable, pooled: Float[Array, "*batch h"]) -> Array:
+    """Applies `readout` to every row of `pooled`, keeping the leading shape."""
+    flat = pooled.reshape(-1, pooled.shape[-1])
+    return jax.vmap(readout)(flat).reshape(pooled.shape[:-1])

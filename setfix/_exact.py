@@ -1,0 +1,68 @@
+"""Exact multilinear extension by enumeration of all subsets."""
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from ._estimator import AbstractEstimator
+from ._evaluator import batched_readout
+
+
+MAX_EXACT_ITEMS = 20
+
+
+def all_subsets(num_items: int, dtype=jnp.float32) -> Float[Array, "2**n n"]:
+    """The indicator vectors of all $2^n$ subsets; row `b` is the subset with bitmask `b`."""
+    if num_items > MAX_EXACT_ITEMS:
+        raise ValueError(
+            f"Exact enumeration needs 2**n subsets; n = {num_items} exceeds the limit "
+            f"of {MAX_EXACT_ITEMS} items. Use `setfix.MonteCarlo` for larger sets."
+        )
+    codes = jnp.arange(2**num_items, dtype=jnp.int32)[:, None]
+    return ((codes >> jnp.arange(num_items, dtype=jnp.int32)) & 1).astype(dtype)
+
+
+class Exact(AbstractEstimator):
+    r"""Computes $\tilde F(\psi)$ exactly by enumerating all $2^n$ subsets.
+
+    The value is an ordinary differentiable function of $\psi$, so its gradient and the
+    JVP of the gradient (the exact multilinear Hessian) come from autodiff. Refuses
+    ground sets of more than 20 items. Padded items (mask false) have probability 0.
+    """
+
+    def noise(self, key: PRNGKeyArray, num_items: int) -> None:
+        del key
+        if num_items > MAX_EXACT_ITEMS:
+            all_subsets(num_items)  # raises the error
+        return None
+
+    def value(
+        self,
+        readout: Callable,
+        embedding: Float[Array, "n h"],
+        psi: Float[Array, " n"],
+        mask: Bool[Array, " n"],
+        noise: None = None,
+    ) -> Float[Array, ""]:
+        del noise
+        subsets = all_subsets(psi.shape[0], psi.dtype)
+        values = batched_readout(readout, subsets @ embedding)
+        psi = jnp.where(mask, psi, 0)
+        probs = jnp.prod(jnp.where(subsets > 0, psi, 1 - psi), axis=1)
+        return jnp.dot(probs, values)
+
+    def gradient(
+        self,
+        readout: Callable,
+        embedding: Float[Array, "n h"],
+        psi: Float[Array, " n"],
+        mask: Bool[Array, " n"],
+        noise: None = None,
+    ) -> Float[Array, " n"]:
+        grad = jax.grad(self.value, argnums=2)(readout, embedding, psi, mask, noise)
+        return jnp.where(mask, grad, 0)
+
+
+Exact.__init__.__doc__ = """**Arguments:** none."""

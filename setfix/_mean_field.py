@@ -1,0 +1,309 @@
+"""The mean-field fixed point psi = sigma(scale(grad F~(psi))) and its solve."""
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import optimistix as optx
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from ._estimator import AbstractEstimator
+from ._evaluator import _PooledReadout, _SubsetReadout, split_set_function
+from ._monte_carlo import MonteCarlo
+from ._scaling import AbstractScaling, NormScaling
+from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
+from ._validate import check_items_and_mask, check_psi
+
+
+class _SetMap(eqx.Module):
+    """T(psi) for one set; `args = (readout, embedding, mask, noise)`."""
+
+    estimator: AbstractEstimator
+    scaling: AbstractScaling
+
+    def __call__(self, psi, args):
+        readout, embedding, mask, noise = args
+        grad = self.estimator.gradient(readout, embedding, psi, mask, noise)
+        return jnp.where(mask, jax.nn.sigmoid(self.scaling(grad, mask)), 0)
+
+
+class _BatchMap(eqx.Module):
+    """T(psi) for a batch solved jointly (a scaling that couples the batch)."""
+
+    estimator: AbstractEstimator
+    scaling: AbstractScaling
+    readout_axes: Any
+
+    def __call__(self, psi, args):
+        readout, embedding, mask, noise = args
+        grad = eqx.filter_vmap(
+            self.estimator.gradient, in_axes=(self.readout_axes, 0, 0, 0, 0)
+        )(readout, embedding, psi, mask, noise)
+        return jnp.where(mask, jax.nn.sigmoid(self.scaling(grad, mask)), 0)
+
+
+def _split(f, items, batched):
+    """(readout, embedding, readout_axes): the pooled form of f on one set or a batch;
+    the per-item encoder runs here, once per ground set."""
+    if not batched:
+        readout, embedding = split_set_function(f, items)
+        return readout, embedding, None
+    if isinstance(f, AbstractPooledSetFunction):
+        return _PooledReadout(f), jax.vmap(f.embed)(items), None
+    eye = jnp.eye(items.shape[1], dtype=items.dtype)
+    embedding = jnp.broadcast_to(eye, (items.shape[0],) + eye.shape)
+    return _SubsetReadout(f, items), embedding, _SubsetReadout(None, 0)  # pyright: ignore
+
+
+def _noise(estimator, key, mask):
+    n = mask.shape[-1]
+    if mask.ndim == 1:
+        return estimator.noise(key, n)
+    keys = jax.random.split(key, mask.shape[0])
+    return jax.vmap(lambda k: estimator.noise(k, n))(keys)
+
+
+def _initial(psi0, mask, dtype):
+    if psi0 is None:
+        psi0 = jnp.full(mask.shape, 0.5, dtype=dtype)
+    else:
+        psi0 = check_psi(psi0, mask.shape, "psi0").astype(dtype)
+    return jnp.where(mask, psi0, 0)
+
+
+def _check_key(estimator, key):
+    if key is None and not _is_deterministic(estimator):
+        raise ValueError(
+            f"`key` is required by the estimator {type(estimator).__name__}; pass "
+            "`key=jax.random.key(...)`."
+        )
+    return jax.random.key(0) if key is None else key
+
+
+def _is_deterministic(estimator):
+    from ._exact import Exact
+
+    return isinstance(estimator, Exact)
+
+
+def fixed_point_map(
+    f: AbstractSetFunction,
+    items: Float[Array, "*batch n d"],
+    mask: Bool[Array, "*batch n"] | None,
+    psi: Float[Array, "*batch n"],
+    *,
+    estimator: AbstractEstimator,
+    scaling: AbstractScaling,
+    key: PRNGKeyArray | None = None,
+) -> Float[Array, "*batch n"]:
+    r"""The mean-field map $T(\psi) = \sigma\big(\text{scale}(\nabla_\psi
+    \tilde F(\psi, \theta))\big)$, zero on padded items.
+
+    **Arguments:**
+
+    - `f`: the set function.
+    - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch.
+    - `mask`: which items are real (`None`: all of them).
+    - `psi`: the mean-field parameters, one per item.
+    - `estimator`: how $\nabla \tilde F$ is estimated.
+    - `scaling`: how the gradient is scaled before the sigmoid.
+    - `key`: the PRNG key of the estimator's samples (not needed by `Exact`).
+    """
+    items, mask = check_items_and_mask(items, mask)
+    psi = check_psi(psi, mask.shape)
+    key = _check_key(estimator, key)
+    batched = items.ndim == 3
+    readout, embedding, axes = _split(f, items, batched)
+    args = (readout, embedding, mask, _noise(estimator, key, mask))
+    psi = jnp.where(mask, psi.astype(embedding.dtype), 0)
+    if batched:
+        return _BatchMap(estimator, scaling, axes)(psi, args)
+    return _SetMap(estimator, scaling)(psi, args)
+
+
+def residual(
+    f: AbstractSetFunction,
+    items: Float[Array, "*batch n d"],
+    mask: Bool[Array, "*batch n"] | None,
+    psi: Float[Array, "*batch n"],
+    *,
+    estimator: AbstractEstimator,
+    scaling: AbstractScaling,
+    key: PRNGKeyArray | None = None,
+) -> Float[Array, "*batch n"]:
+    r"""The fixed-point residual $G(\psi, \theta) = T(\psi) - \psi$, whose root is the
+    mean-field solution. Arguments as for [`setfix.fixed_point_map`][]."""
+    mapped = fixed_point_map(
+        f, items, mask, psi, estimator=estimator, scaling=scaling, key=key
+    )
+    return mapped - jnp.where(mask if mask is not None else True, psi, 0)
+
+
+class MeanFieldSolution(eqx.Module):
+    """The result of [`setfix.MeanField`][], per set.
+
+    **Attributes:**
+
+    - `psi`: the fixed point $\\psi^*$ (zero on padded items).
+    - `num_steps`: the number of solver steps taken.
+    - `residual`: $\\max_i |T(\\psi^*)_i - \\psi^*_i|$ at the returned point.
+    - `converged`: whether the solver met its tolerance within `max_steps` and the
+        result is finite. Never raised: mask unconverged sets out of a loss yourself.
+    """
+
+    psi: Float[Array, "*batch n"]
+    num_steps: Int[Array, "*batch"]
+    residual: Float[Array, "*batch"]
+    converged: Bool[Array, "*batch"]
+
+
+class MeanField(eqx.Module):
+    r"""Solves the mean-field fixed point $\psi^* = \sigma(\text{scale}(\nabla_\psi
+    \tilde F(\psi^*, \theta)))$ of a set function on a ground set, differentiably.
+
+    The per-item encoder runs once per ground set, outside the solve. The fixed point is
+    found by any Optimistix fixed-point solver or root finder, and gradients flow by the
+    Optimistix `adjoint`: with `optx.ImplicitAdjoint(linear_solver)` the implicit
+    function theorem gives
+
+    $$\frac{\partial \psi^*}{\partial \theta} = (I - \partial_\psi T)^{-1}
+    \partial_\theta T,$$
+
+    a Lineax solve whose operator uses the estimator's multilinear-Hessian JVP.
+
+    Called on one set (`items` of shape `(n, d)`) or a padded batch (`(b, n, d)`). For
+    a batch each set is solved on its own (as under `jax.vmap`), except with a scaling
+    that couples the batch, where the batch is one joint fixed point.
+    """
+
+    estimator: AbstractEstimator = MonteCarlo()
+    scaling: AbstractScaling = NormScaling()
+    solver: optx.AbstractFixedPointSolver | optx.AbstractRootFinder = (
+        optx.FixedPointIteration(rtol=1e-5, atol=1e-5)
+    )
+    adjoint: optx.AbstractAdjoint = optx.ImplicitAdjoint(
+        lx.GMRES(rtol=1e-5, atol=1e-5)
+    )
+    max_steps: int = 100
+
+    def __check_init__(self):
+        if not isinstance(self.estimator, AbstractEstimator):
+            raise TypeError(
+                "`estimator` must be a setfix estimator such as `setfix.MonteCarlo()`, "
+                f"got {self.estimator!r}."
+            )
+        if not isinstance(self.scaling, AbstractScaling):
+            raise TypeError(
+                "`scaling` must be a setfix scaling such as `setfix.NormScaling()`, "
+                f"got {self.scaling!r}."
+            )
+        solver_types = (
+            optx.AbstractFixedPointSolver,
+            optx.AbstractRootFinder,
+            optx.AbstractLeastSquaresSolver,
+            optx.AbstractMinimiser,
+        )
+        if not isinstance(self.solver, solver_types):
+            raise TypeError(
+                "`solver` must be an Optimistix fixed-point solver or root finder, such "
+                f"as `optx.FixedPointIteration(rtol, atol)`, got {self.solver!r}."
+            )
+        if not isinstance(self.adjoint, optx.AbstractAdjoint):
+            raise TypeError(
+                "`adjoint` must be an Optimistix adjoint such as "
+                f"`optx.ImplicitAdjoint(...)`, got {self.adjoint!r}."
+            )
+        if not isinstance(self.max_steps, int) or self.max_steps < 1:
+            raise ValueError(
+                f"`max_steps` must be a positive integer, got {self.max_steps!r}."
+            )
+
+    def __call__(
+        self,
+        f: AbstractSetFunction,
+        items: Float[Array, "*batch n d"],
+        mask: Bool[Array, "*batch n"] | None = None,
+        *,
+        key: PRNGKeyArray | None = None,
+        psi0: Float[Array, "*batch n"] | None = None,
+    ) -> MeanFieldSolution:
+        """**Arguments:**
+
+        - `f`: the set function $F_\\theta$.
+        - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch.
+        - `mask`: boolean, false for padded items (`None`: all items are real).
+        - `key`: the PRNG key of the estimator's samples, drawn once per solve (for a
+            batch, split per set). Not needed by `Exact`.
+        - `psi0`: the initial point (default 0.5 on every real item), e.g. the previous
+            epoch's solution for a warm start.
+
+        **Returns:** a [`setfix.MeanFieldSolution`][].
+        """
+        if not isinstance(f, AbstractSetFunction):
+            raise TypeError(
+                f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}."
+            )
+        items, mask = check_items_and_mask(items, mask)
+        key = _check_key(self.estimator, key)
+        batched = items.ndim == 3
+        readout, embedding, axes = _split(f, items, batched)
+        noise = _noise(self.estimator, key, mask)
+        psi0 = _initial(psi0, mask, embedding.dtype)
+        if not batched:
+            return self._solve(_SetMap(self.estimator, self.scaling), readout,
+                               embedding, mask, noise, psi0)
+        if self.scaling.couples_batch:
+            fn = _BatchMap(self.estimator, self.scaling, axes)
+            sol = self._solve(fn, readout, embedding, mask, noise, psi0)
+            b = mask.shape[0]
+            return eqx.tree_at(
+                lambda s: (s.num_steps, s.converged),
+                sol,
+                (jnp.broadcast_to(sol.num_steps, (b,)),
+                 jnp.broadcast_to(sol.converged, (b,))),
+            )
+        fn = _SetMap(self.estimator, self.scaling)
+        solve = lambda r, z, m, u, p: self._solve(fn, r, z, m, u, p)  # noqa: E731
+        return eqx.filter_vmap(solve, in_axes=(axes, 0, 0, 0, 0))(
+            readout, embedding, mask, noise, psi0
+        )
+
+    def _solve(self, fn, readout, embedding, mask, noise, psi0):
+        args = (readout, embedding, mask, noise)
+        sol = optx.fixed_point(
+            fn,
+            self.solver,
+            psi0,
+            args,
+            max_steps=self.max_steps,
+            adjoint=self.adjoint,
+            throw=False,
+        )
+        psi = sol.value
+        final = jax.lax.stop_gradient(fn(psi, args) - psi)
+        res = jnp.max(jnp.abs(final), axis=-1)
+        finite = jnp.all(jnp.isfinite(psi), axis=-1)
+        converged = (sol.result == optx.RESULTS.successful) & finite
+        return MeanFieldSolution(
+            psi=psi,
+            num_steps=sol.stats["num_steps"],
+            residual=res,
+            converged=converged,
+        )
+
+
+MeanField.__init__.__doc__ = """**Arguments:**
+
+- `estimator`: estimator of $\\nabla \\tilde F$ and its $\\psi$-JVP, e.g.
+    `setfix.MonteCarlo(num_samples=5)` or `setfix.Exact()`.
+- `scaling`: scaling of the gradient before the sigmoid, e.g. `setfix.NormScaling()`.
+- `solver`: any Optimistix fixed-point solver (`optx.FixedPointIteration`, ...) or root
+    finder (`optx.Newton`, `optx.Chord`, ...), which then finds the root of
+    $T(\\psi) - \\psi$.
+- `adjoint`: how gradients flow through the solve, e.g.
+    `optx.ImplicitAdjoint(lx.GMRES(rtol, atol))`.
+- `max_steps`: the most solver steps per solve; a solve that needs more is reported as
+    not converged.
+"""

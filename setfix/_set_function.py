@@ -1,0 +1,149 @@
+"""Set functions F_θ(S, V) as Equinox modules."""
+
+import abc
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray
+
+
+class AbstractSetFunction(eqx.Module):
+    r"""A learnable set function $F_\theta(S, V)$.
+
+    Called as `f(items, subset)`, where `items` holds the features of the $n$ items of
+    the ground set $V$ (one row each) and `subset` is the indicator vector of
+    $S \subseteq V$ (entries in $\{0, 1\}$). Returns the scalar $F_\theta(S, V)$.
+
+    Subclasses whose value depends on $S$ only through a pooled sum of per-item
+    embeddings should subclass [`setfix.AbstractPooledSetFunction`][] instead, so that
+    estimators run the per-item encoder once per ground set.
+    """
+
+    @abc.abstractmethod
+    def __call__(
+        self, items: Float[Array, "n d"], subset: Float[Array, " n"]
+    ) -> Float[Array, ""]:
+        """Evaluate $F_\\theta(S, V)$ for the subset with indicator vector `subset`."""
+
+
+class AbstractPooledSetFunction(AbstractSetFunction):
+    r"""A set function of the form $F(S, V) = \rho\big(\sum_{i \in S} \phi(v_i)\big)$.
+
+    Subclasses implement `embed` ($\phi$, applied to every item once) and `readout`
+    ($\rho$, applied to a pooled sum). Estimators use the split to compute
+    $F(S \pm i)$ from pooled sums $s \pm \phi(v_i)$ without re-running $\phi$.
+    """
+
+    @abc.abstractmethod
+    def embed(self, items: Float[Array, "n d"]) -> Float[Array, "n h"]:
+        r"""The per-item embeddings $\phi(v_i)$, one row per item."""
+
+    @abc.abstractmethod
+    def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
+        r"""The value $\rho(s)$ of a pooled sum $s = \sum_{i \in S} \phi(v_i)$."""
+
+    def __call__(
+        self, items: Float[Array, "n d"], subset: Float[Array, " n"]
+    ) -> Float[Array, ""]:
+        return self.readout(subset @ self.embed(items))
+
+
+class DeepSet(AbstractPooledSetFunction):
+    r"""The DeepSet set function of the reference models:
+    $F(S, V) = \rho\big(\sum_{i \in S} W v_i + b\big)$ with $\rho$ an MLP
+    (`depth` hidden layers of `width` units with ReLU, then a linear scalar output).
+    """
+
+    phi: eqx.nn.Linear
+    rho: eqx.nn.MLP
+
+    def __init__(
+        self,
+        in_features: int,
+        *,
+        hidden: int = 256,
+        width: int = 500,
+        depth: int = 2,
+        key: PRNGKeyArray,
+    ):
+        for name, value in (("in_features", in_features), ("hidden", hidden)):
+            if value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+        if width < 1 or depth < 0:
+            raise ValueError(
+                f"`width` must be positive and `depth` non-negative, got width={width}, "
+                f"depth={depth}."
+            )
+        phi_key, rho_key = jax.random.split(key)
+        self.phi = eqx.nn.Linear(in_features, hidden, key=phi_key)
+        self.rho = eqx.nn.MLP(
+            hidden, "scalar", width, depth, activation=jax.nn.relu, key=rho_key
+        )
+
+    def embed(self, items: Float[Array, "n d"]) -> Float[Array, "n h"]:
+        return jax.vmap(self.phi)(items)
+
+    def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
+        return self.rho(pooled)
+
+
+DeepSet.__init__.__doc__ = """**Arguments:**
+
+- `in_features`: the dimension $d$ of each item's feature vector.
+- `hidden`: the dimension of the item embedding $\\phi(v)$.
+- `width`: the width of each hidden layer of $\\rho$.
+- `depth`: the number of hidden layers of $\\rho$.
+- `key`: a JAX PRNG key for the initialisation.
+"""
+
+
+class TableSetFunction(AbstractSetFunction):
+    r"""An explicit set function on $n$ items, given by its table of $2^n$ values.
+
+    `values[b]` is $F(S)$ for the subset $S$ whose bitmask is `b` (item $i$ is bit $i$).
+    Item features are ignored; only their number is checked. Meant for theory and tests.
+    """
+
+    values: Float[Array, " 2**n"]
+
+    def __init__(self, values: Float[Array, " 2**n"]):
+        values = jnp.asarray(values)
+        if values.ndim != 1 or values.shape[0] < 2:
+            raise ValueError(
+                "`values` must be a 1-d array of length 2**n with n >= 1, got shape "
+                f"{values.shape}."
+            )
+        n = int(round(math.log2(values.shape[0])))
+        if 2**n != values.shape[0]:
+            raise ValueError(
+                f"`values` must have length 2**n, got length {values.shape[0]}."
+            )
+        if not jnp.issubdtype(values.dtype, jnp.floating):
+            values = values.astype(float)
+        self.values = values
+
+    @property
+    def num_items(self) -> int:
+        """The number $n$ of items the table is defined on."""
+        return int(round(math.log2(self.values.shape[0])))
+
+    def __call__(
+        self, items: Float[Array, "n d"], subset: Float[Array, " n"]
+    ) -> Float[Array, ""]:
+        n = self.num_items
+        if subset.shape != (n,):
+            raise ValueError(
+                f"`subset` must have shape ({n},) for a table on {n} items, got "
+                f"{subset.shape}."
+            )
+        bits = jnp.round(subset).astype(jnp.int32)
+        index = jnp.sum(bits << jnp.arange(n, dtype=jnp.int32))
+        return self.values[index]
+
+
+TableSetFunction.__init__.__doc__ = """**Arguments:**
+
+- `values`: the $2^n$ values $F(S)$, indexed by the bitmask of $S$ (item $i$ is bit $i$).
+"""

@@ -1,0 +1,127 @@
+"""The paper's Section 4 as functions: Assumption 4.1, the Lipschitz constant of the
+mean-field map, and the iteration bound of Section 4.4."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from ._estimator import AbstractEstimator
+from ._evaluator import batched_readout, split_set_function
+from ._exact import Exact, all_subsets
+from ._mean_field import _SetMap, _check_key, _noise
+from ._scaling import AbstractScaling, NoScaling
+from ._set_function import AbstractSetFunction
+from ._validate import check_items_and_mask, check_psi
+
+
+def assumption_4_1(
+    f: AbstractSetFunction,
+    items: Float[Array, "n d"],
+    mask: Bool[Array, " n"] | None = None,
+) -> Float[Array, ""]:
+    r"""Returns $n \cdot \max_{S \subseteq V} |F(S, V)|$, by enumerating every subset
+    of the real items ($n \le 20$).
+
+    Assumption 4.1 of the paper, $\sup_\psi |\tilde F(\psi)| < 1/n$, holds exactly when
+    the result is below 1; Theorem 4.2 then makes the mean-field map a contraction.
+    """
+    items, mask = check_items_and_mask(items, mask, allow_batch=False)
+    readout, embedding = split_set_function(f, items)
+    subsets = all_subsets(items.shape[0], embedding.dtype) * mask
+    values = batched_readout(readout, subsets @ embedding)
+    return jnp.sum(mask) * jnp.max(jnp.abs(values))
+
+
+def lipschitz_estimate(
+    f: AbstractSetFunction,
+    items: Float[Array, "n d"],
+    mask: Bool[Array, " n"] | None = None,
+    *,
+    estimator: AbstractEstimator = Exact(),
+    scaling: AbstractScaling = NoScaling(),
+    key: PRNGKeyArray,
+    psi: Float[Array, "p n"] | None = None,
+    num_points: int = 16,
+    num_iterations: int = 50,
+) -> Float[Array, ""]:
+    r"""Estimates $\omega$, the Lipschitz constant (in the Euclidean norm) of the
+    mean-field map $T(\psi) = \sigma(\text{scale}(\nabla \tilde F(\psi)))$.
+
+    Returns the largest spectral norm $\lVert \partial T / \partial \psi \rVert_2$ found
+    over the points `psi` (default: `num_points` uniform random points of $[0,1]^n$, plus
+    the centre), each by `num_iterations` steps of power iteration on
+    $J^\top J$. This is a lower bound on the supremum over the cube that tightens with
+    more points; $\omega < 1$ on it is evidence (not proof) of a contraction. For a
+    proof use [`setfix.assumption_4_1`][].
+
+    **Arguments:**
+
+    - `f`, `items`, `mask`: the set function and one ground set.
+    - `estimator`, `scaling`: as in [`setfix.MeanField`][] (default: exact, unscaled).
+    - `key`: PRNG key for the random points, the power-iteration start and the
+        estimator's samples.
+    - `psi`: the points to evaluate at, shape `(p, n)`, instead of random ones.
+    - `num_points`, `num_iterations`: the number of random points and of power steps.
+    """
+    items, mask = check_items_and_mask(items, mask, allow_batch=False)
+    n = items.shape[0]
+    if num_iterations < 1:
+        raise ValueError(f"`num_iterations` must be positive, got {num_iterations}.")
+    point_key, start_key, noise_key = jax.random.split(key, 3)
+    readout, embedding = split_set_function(f, items)
+    if psi is None:
+        if num_points < 0:
+            raise ValueError(f"`num_points` must be non-negative, got {num_points}.")
+        random = jax.random.uniform(point_key, (num_points, n), embedding.dtype)
+        psi = jnp.concatenate([jnp.full((1, n), 0.5, embedding.dtype), random])
+    else:
+        psi = jnp.asarray(psi)
+        if psi.ndim != 2:
+            raise ValueError(f"`psi` must have shape (p, {n}), got {psi.shape}.")
+        psi = check_psi(psi, (psi.shape[0], n)).astype(embedding.dtype)
+    psi = jnp.where(mask, psi, 0)
+    noise = _noise(estimator, _check_key(estimator, noise_key), mask)
+    args = (readout, embedding, mask, noise)
+    fn = _SetMap(estimator, scaling)
+
+    def spectral_norm(point, start):
+        _, jvp = jax.linearize(lambda p: fn(p, args), point)
+        vjp = jax.linear_transpose(jvp, point)
+
+        def power_step(_, v):
+            w = vjp(jvp(v))[0]
+            return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny)
+
+        start = jnp.where(mask, start, 0)
+        v = jax.lax.fori_loop(0, num_iterations, power_step, start / jnp.linalg.norm(start))
+        return jnp.linalg.norm(jvp(v))
+
+    starts = jax.random.normal(start_key, psi.shape, embedding.dtype)
+    return jnp.max(jax.vmap(spectral_norm)(psi, starts))
+
+
+def iteration_bound(omega: float, tol: float, n: int) -> int:
+    r"""The number of fixed-point iterations that guarantees
+    $\lVert \psi_k - \psi^* \rVert_2 \le \varepsilon$ for a contraction with Lipschitz
+    constant $\omega < 1$ on $[0,1]^n$ (Section 4.4):
+
+    $$k = \left\lceil \frac{\log\big(\varepsilon (1 - \omega) / \sqrt n\big)}
+    {\log \omega} \right\rceil.$$
+
+    **Arguments:**
+
+    - `omega`: the Lipschitz constant, in $(0, 1)$.
+    - `tol`: the tolerance $\varepsilon > 0$.
+    - `n`: the number of items.
+    """
+    omega, tol = float(omega), float(tol)
+    if not 0 < omega < 1:
+        raise ValueError(f"`omega` must lie in (0, 1) for a contraction, got {omega}.")
+    if not tol > 0:
+        raise ValueError(f"`tol` must be positive, got {tol}.")
+    if int(n) < 1:
+        raise ValueError(f"`n` must be a positive integer, got {n}.")
+    bound = math.log(tol * (1 - omega) / math.sqrt(n)) / math.log(omega)
+    return max(0, math.ceil(bound))

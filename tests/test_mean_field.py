@@ -1,0 +1,305 @@
+"""The mean-field layer: solves, implicit gradients against finite differences,
+equivariance, padding, batching, convergence reports."""
+
+import os
+import subprocess
+import sys
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import optimistix as optx
+import pytest
+
+import setfix as sf
+from setfix._evaluator import split_set_function
+
+from .helpers import random_table, tree_dot
+
+
+TOL = 1e-10
+SOLVERS = {
+    "fixed_point": optx.FixedPointIteration(rtol=TOL, atol=TOL),
+    "newton": optx.Newton(rtol=TOL, atol=TOL),
+    "chord": optx.Chord(rtol=TOL, atol=TOL),
+}
+LINEAR_SOLVERS = {
+    "lu": lx.LU(),
+    "gmres": lx.GMRES(rtol=1e-12, atol=1e-12),
+    "bicgstab": lx.BiCGStab(rtol=1e-12, atol=1e-12),
+}
+
+
+SNIPPET = """
+import jax, jax.numpy as jnp, optimistix as optx, lineax as lx, setfix as sf
+key = jax.random.key(0)
+f = sf.DeepSet(in_features=2, key=key)
+items = jax.random.normal(key, (30, 2)); mask = jnp.ones(30, bool)
+mf = sf.MeanField(
+    estimator=sf.MonteCarlo(num_samples=8),
+    scaling=sf.NormScaling("fro"),
+    solver=optx.FixedPointIteration(rtol=1e-6, atol=1e-6),
+    adjoint=optx.ImplicitAdjoint(lx.GMRES(rtol=1e-6, atol=1e-6)),
+    max_steps=100,
+)
+sol = mf(f, items, mask, key=key)   # sol.psi (30,), sol.num_steps, sol.residual, sol.converged
+assert sol.psi.shape == (30,) and sol.psi.dtype == jnp.float32, sol.psi.dtype
+assert bool(sol.converged) and int(sol.num_steps) >= 1 and float(sol.residual) <= 1e-5
+assert bool(jnp.all((sol.psi > 0) & (sol.psi < 1)))
+g = jax.grad(lambda x: jnp.sum(mf(f, x, mask, key=key).psi ** 2))(items)
+assert g.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g)))
+print("ok")
+"""
+
+
+def test_issue_snippet_runs_as_written_in_float32():
+    """The README/issue example, in a fresh process with JAX's float32 default."""
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+    out = subprocess.run(
+        [sys.executable, "-c", SNIPPET], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def _fd_check(loss, params, direction, eps=1e-6, rtol=1e-5):
+    """<grad loss, direction> against a central difference along `direction`."""
+    grad = eqx.filter_grad(loss)(params)
+    analytic = float(tree_dot(eqx.filter(grad, eqx.is_inexact_array),
+                              eqx.filter(direction, eqx.is_inexact_array)))
+    plus = eqx.apply_updates(params, jax.tree.map(lambda d: eps * d, direction))
+    minus = eqx.apply_updates(params, jax.tree.map(lambda d: -eps * d, direction))
+    numeric = (float(loss(plus)) - float(loss(minus))) / (2 * eps)
+    assert abs(analytic - numeric) <= rtol * max(1.0, abs(numeric)), (analytic, numeric)
+
+
+def _random_like(tree, key):
+    leaves, treedef = jax.tree.flatten(eqx.filter(tree, eqx.is_inexact_array))
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(
+        treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    )
+
+
+@pytest.mark.parametrize("linear_solver", list(LINEAR_SOLVERS))
+@pytest.mark.parametrize("solver", list(SOLVERS))
+def test_implicit_gradients_match_finite_differences(solver, linear_solver):
+    """Gradients of a loss of psi* w.r.t. table values, DeepSet parameters and items,
+    exact estimator, float64. The FD error is O(eps^2) + O(tol / eps) ~ 1e-10."""
+    mf = sf.MeanField(
+        estimator=sf.Exact(),
+        scaling=sf.NoScaling(),
+        solver=SOLVERS[solver],
+        adjoint=optx.ImplicitAdjoint(LINEAR_SOLVERS[linear_solver]),
+        max_steps=200,
+    )
+    key = jax.random.key(0)
+    n = 5
+    weights = jax.random.normal(jax.random.key(1), (n,), jnp.float64)
+    items = jax.random.normal(jax.random.key(2), (n, 2), jnp.float64)
+
+    # Table values (n max|F| = 0.9: a contraction, Theorem 4.2).
+    table = random_table(key, n, 0.9 / n)
+    table_loss = lambda t: jnp.dot(weights, mf(t, items).psi)  # noqa: E731
+    _fd_check(table_loss, table, _random_like(table, jax.random.key(3)))
+
+    # DeepSet parameters, through a per-set normalisation.
+    mf_norm = eqx.tree_at(lambda m: m.scaling, mf, sf.NormScaling())
+    f = sf.DeepSet(2, hidden=6, width=8, key=key)
+    f = jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, f)
+    deepset_loss = lambda f: jnp.dot(weights, mf_norm(f, items).psi)  # noqa: E731
+    sol = mf_norm(f, items)
+    assert bool(sol.converged)
+    _fd_check(deepset_loss, f, _random_like(f, jax.random.key(4)))
+
+    # Items.
+    items_loss = lambda x: jnp.dot(weights, mf_norm(f, x).psi)  # noqa: E731
+    _fd_check(items_loss, items, jax.random.normal(jax.random.key(5), items.shape))
+
+
+@pytest.mark.parametrize("hessian", ["score", "pairwise", "zero"])
+def test_implicit_gradient_with_monte_carlo_solves_the_ift_system(hessian):
+    """With a Monte Carlo estimator the implicit adjoint gives
+    d psi*/d theta = (I - dT/dpsi)^{-1} dT/dtheta, built here from explicit Jacobians of
+    the estimator's map (its custom psi-JVP) at the solution."""
+    n = 6
+    key = jax.random.key(0)
+    f = random_table(key, n, 0.9 / n)
+    items = jnp.zeros((n, 1))
+    est = sf.MonteCarlo(32, hessian=hessian)
+    mf = sf.MeanField(
+        estimator=est,
+        scaling=sf.NoScaling(),
+        solver=optx.FixedPointIteration(rtol=TOL, atol=TOL),
+        adjoint=optx.ImplicitAdjoint(lx.LU()),
+    )
+    skey = jax.random.key(9)
+    weights = jnp.arange(1.0, n + 1)
+    grad = jax.grad(lambda v: weights @ mf(sf.TableSetFunction(v), items, key=skey).psi)(
+        f.values
+    )
+    psi = mf(f, items, key=skey).psi
+    mask = jnp.ones(n, bool)
+    noise = est.noise(skey, n)
+
+    def T(psi, values):
+        readout, emb = split_set_function(sf.TableSetFunction(values), items)
+        return jax.nn.sigmoid(est.gradient(readout, emb, psi, mask, noise))
+
+    A = jnp.eye(n) - jax.jacfwd(T, argnums=0)(psi, f.values)
+    B = jax.jacfwd(T, argnums=1)(psi, f.values)
+    expected = weights @ jnp.linalg.solve(A, B)
+    assert np.allclose(grad, expected, atol=1e-10)
+    if hessian == "zero":
+        # The one-step gradient the published code computes.
+        assert np.allclose(grad, weights @ B, atol=1e-10)
+
+
+def _exact_mf(**kw):
+    return sf.MeanField(
+        estimator=sf.Exact(),
+        scaling=kw.pop("scaling", sf.NormScaling()),
+        solver=optx.FixedPointIteration(rtol=1e-10, atol=1e-10),
+        adjoint=optx.ImplicitAdjoint(lx.LU()),
+        **kw,
+    )
+
+
+def test_permutation_equivariance():
+    n = 7
+    key = jax.random.key(0)
+    f = sf.DeepSet(2, hidden=8, width=8, key=key)
+    items = jax.random.normal(key, (n, 2), jnp.float64)
+    perm = jax.random.permutation(jax.random.key(1), n)
+    mf = _exact_mf()
+    assert np.allclose(mf(f, items).psi[perm], mf(f, items[perm]).psi, atol=1e-9)
+
+
+@pytest.mark.parametrize("estimator", [sf.Exact(), sf.MonteCarlo(8)])
+def test_padding_changes_nothing(estimator):
+    n, pad = 6, 3
+    key = jax.random.key(0)
+    f = sf.DeepSet(2, hidden=8, width=8, key=key)
+    items = jax.random.normal(key, (n, 2), jnp.float64)
+    padded = jnp.concatenate([items, jnp.zeros((pad, 2))])
+    mask = jnp.arange(n + pad) < n
+    mf = sf.MeanField(
+        estimator=estimator,
+        solver=optx.FixedPointIteration(rtol=1e-10, atol=1e-10),
+        adjoint=optx.ImplicitAdjoint(lx.GMRES(rtol=1e-12, atol=1e-12)),
+    )
+    skey = jax.random.key(5)
+    sol = mf(f, items, key=skey)
+    sol_pad = mf(f, padded, mask, key=skey)
+    assert np.allclose(sol_pad.psi[:n], sol.psi, atol=1e-12)
+    assert np.all(sol_pad.psi[n:] == 0)
+    assert bool(sol_pad.converged)
+    # Gradients w.r.t. the real items are unchanged too; padded items get none.
+    w = jnp.linspace(-1, 1, n)
+    g = jax.grad(lambda x: w @ mf(f, x, key=skey).psi)(items)
+    g_pad = jax.grad(lambda x: w @ mf(f, x, mask, key=skey).psi[:n])(padded)
+    assert np.allclose(g_pad[:n], g, atol=1e-10)
+    assert np.all(g_pad[n:] == 0)
+
+
+def test_batch_equals_loop_and_vmap():
+    b, n = 4, 5
+    key = jax.random.key(0)
+    f = sf.DeepSet(2, hidden=8, width=8, key=key)
+    items = jax.random.normal(key, (b, n, 2), jnp.float64)
+    mask = jnp.ones((b, n), bool).at[1, 3:].set(False)
+    mf = sf.MeanField(estimator=sf.MonteCarlo(6))
+    skey = jax.random.key(1)
+    batch = mf(f, items, mask, key=skey)
+    keys = jax.random.split(skey, b)
+    loop = [mf(f, items[i], mask[i], key=keys[i]) for i in range(b)]
+    vmapped = jax.vmap(lambda x, m, k: mf(f, x, m, key=k))(items, mask, keys)
+    for i in range(b):
+        assert np.allclose(batch.psi[i], loop[i].psi, atol=1e-12)
+        assert np.allclose(vmapped.psi[i], loop[i].psi, atol=1e-12)
+        assert int(batch.num_steps[i]) == int(loop[i].num_steps)
+    assert batch.converged.shape == (b,) and bool(jnp.all(batch.converged))
+
+
+def test_generic_set_function_batch():
+    """A non-pooled set function works on a batch (its items travel with it)."""
+    b, n = 3, 4
+    tables = [random_table(jax.random.key(i), n, 0.2) for i in range(b)]
+    f = tables[0]
+    items = jax.random.normal(jax.random.key(0), (b, n, 1), jnp.float64)
+    mf = _exact_mf(scaling=sf.NoScaling())
+    batch = mf(f, items)
+    for i in range(b):
+        assert np.allclose(batch.psi[i], mf(f, items[i]).psi, atol=1e-12)
+
+
+def test_unconverged_solves_are_reported_not_raised():
+    b, n = 3, 6
+    key = jax.random.key(0)
+    f = sf.DeepSet(2, hidden=8, width=8, key=key)
+    items = jax.random.normal(key, (b, n, 2), jnp.float64)
+    mf = sf.MeanField(
+        estimator=sf.Exact(),
+        scaling=sf.NoScaling(),
+        solver=optx.FixedPointIteration(rtol=1e-14, atol=1e-14),
+        max_steps=2,
+    )
+    sol = mf(f, items)
+    assert sol.converged.shape == (b,)
+    assert not bool(jnp.any(sol.converged))
+    assert bool(jnp.all(sol.residual > 0))
+    converging = eqx.tree_at(lambda m: m.max_steps, mf, 500)
+    converging = eqx.tree_at(
+        lambda m: m.solver, converging, optx.FixedPointIteration(rtol=1e-8, atol=1e-8)
+    )
+    assert bool(jnp.all(converging(f, items).converged))
+
+
+def test_batch_coupled_scaling():
+    b, n = 3, 5
+    key = jax.random.key(0)
+    f = sf.DeepSet(2, hidden=8, width=8, key=key)
+    items = jax.random.normal(key, (b, n, 2), jnp.float64)
+    other = items.at[2].multiply(3.0)
+    for norm in ("fro", "nuc"):
+        coupled = _exact_mf(scaling=sf.NormScaling(norm, over="batch"))
+        per_set = _exact_mf(scaling=sf.NormScaling(norm, over="set"))
+        # Changing set 2 changes set 0's solution only when the batch is coupled.
+        assert not np.allclose(coupled(f, items).psi[0], coupled(f, other).psi[0])
+        assert np.allclose(per_set(f, items).psi[0], per_set(f, other).psi[0])
+        # On a single set, batch and set scaling coincide.
+        assert np.allclose(coupled(f, items[0]).psi, per_set(f, items[0]).psi)
+        sol = coupled(f, items)
+        assert sol.num_steps.shape == (b,) and bool(jnp.all(sol.converged))
+    # The joint solve's gradient matches finite differences.
+    coupled = _exact_mf(scaling=sf.NormScaling("nuc", over="batch"))
+    w = jax.random.normal(jax.random.key(3), (b, n), jnp.float64)
+    loss = lambda x: jnp.sum(w * coupled(f, x).psi)  # noqa: E731
+    _fd_check(loss, items, jax.random.normal(jax.random.key(4), items.shape))
+
+
+def test_warm_start_and_fixed_point_functions():
+    n = 5
+    key = jax.random.key(0)
+    f = random_table(key, n, 0.5 / n)
+    items = jnp.zeros((n, 1))
+    mf = _exact_mf(scaling=sf.NoScaling())
+    sol = mf(f, items)
+    kw = dict(estimator=sf.Exact(), scaling=sf.NoScaling())
+    assert np.allclose(sf.fixed_point_map(f, items, None, sol.psi, **kw), sol.psi, atol=1e-9)
+    assert np.abs(sf.residual(f, items, None, sol.psi, **kw)).max() < 1e-9
+    warm = mf(f, items, psi0=sol.psi)
+    assert int(warm.num_steps) < int(sol.num_steps)
+    assert np.allclose(warm.psi, sol.psi, atol=1e-9)
+
+
+def test_constant_scaling():
+    n = 4
+    f = random_table(jax.random.key(0), n, 1.0)
+    items = jnp.zeros((n, 1))
+    c = 3.0
+    scaled = _exact_mf(scaling=sf.ConstantScaling(c))(f, items).psi
+    table = sf.TableSetFunction(f.values * 2 / (n * c))
+    assert np.allclose(scaled, _exact_mf(scaling=sf.NoScaling())(table, items).psi)
