@@ -3,12 +3,15 @@ variational inference with implicit differentiation."""
 
 import importlib.metadata
 
+from ._adjoints import OneStep as OneStep, Unrolled as Unrolled
+from ._anderson import AndersonAcceleration as AndersonAcceleration
 from ._estimator import AbstractEstimator as AbstractEstimator
 from ._exact import Exact as Exact
 from ._mean_field import (
     fixed_point_map as fixed_point_map,
     MeanField as MeanField,
     MeanFieldSolution as MeanFieldSolution,
+    mean_over_converged as mean_over_converged,
     residual as residual,
 )
 from ._monte_carlo import MonteCarlo as MonteCarlo

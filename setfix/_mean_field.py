@@ -11,37 +11,75 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._evaluator import _PooledReadout, _SubsetReadout, split_set_function
+from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
 from ._scaling import AbstractScaling, NormScaling
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
+from ._spectral import spectral_norm
+from ._trace import traced
 from ._validate import check_items_and_mask, check_psi
 
 
-class _SetMap(eqx.Module):
-    """T(psi) for one set; `args = (readout, embedding, mask, noise)`."""
+class _AbstractMap(eqx.Module):
+    """The mean-field problem on `args = (readout, embedding, mask, noise)`.
+
+    Called as the solver's function: the map T in fixed-point form, the residual
+    R(psi) = scale(grad F~(psi)) - logit(psi) in root form. Padded entries are fixed at 0.
+    """
+
+    estimator: eqx.AbstractVar[AbstractEstimator]
+    scaling: eqx.AbstractVar[AbstractScaling]
+    root_form: eqx.AbstractVar[bool]
+
+    def scaled_gradient(self, psi, args):
+        raise NotImplementedError
+
+    def fixed_point(self, psi, args):
+        """T(psi) = sigma(scale(grad F~(psi)))."""
+        _, _, mask, _ = args
+        return jnp.where(mask, jax.nn.sigmoid(self.scaled_gradient(psi, args)), 0)
+
+    def residual(self, psi, args):
+        """T(psi) - psi, the fixed-point residual G in either form."""
+        return self.fixed_point(psi, args) - psi
+
+    def __call__(self, psi, args):
+        if not self.root_form:
+            return self.fixed_point(psi, args)
+        _, _, mask, _ = args
+        eps = jnp.finfo(psi.dtype).eps
+        inner = jnp.clip(psi, eps, 1 - eps)
+        logit = jnp.log(inner) - jnp.log1p(-inner)
+        return jnp.where(mask, self.scaled_gradient(psi, args) - logit, -psi)
+
+
+class _SetMap(_AbstractMap):
+    """The problem of one set."""
 
     estimator: AbstractEstimator
     scaling: AbstractScaling
+    root_form: bool = False
 
-    def __call__(self, psi, args):
+    def scaled_gradient(self, psi, args):
         readout, embedding, mask, noise = args
         grad = self.estimator.gradient(readout, embedding, psi, mask, noise)
-        return jnp.where(mask, jax.nn.sigmoid(self.scaling(grad, mask)), 0)
+        return self.scaling(grad, mask)
 
 
-class _BatchMap(eqx.Module):
-    """T(psi) for a batch solved jointly (a scaling that couples the batch)."""
+class _BatchMap(_AbstractMap):
+    """A batch solved jointly (a scaling that couples the batch)."""
 
     estimator: AbstractEstimator
     scaling: AbstractScaling
     readout_axes: Any
+    root_form: bool = False
 
-    def __call__(self, psi, args):
+    def scaled_gradient(self, psi, args):
         readout, embedding, mask, noise = args
         grad = eqx.filter_vmap(
             self.estimator.gradient, in_axes=(self.readout_axes, 0, 0, 0, 0)
         )(readout, embedding, psi, mask, noise)
-        return jnp.where(mask, jax.nn.sigmoid(self.scaling(grad, mask)), 0)
+        return self.scaling(grad, mask)
 
 
 def _split(f, items, batched):
@@ -119,8 +157,8 @@ def fixed_point_map(
     args = (readout, embedding, mask, _noise(estimator, key, mask))
     psi = jnp.where(mask, psi.astype(embedding.dtype), 0)
     if batched:
-        return _BatchMap(estimator, scaling, axes)(psi, args)
-    return _SetMap(estimator, scaling)(psi, args)
+        return _BatchMap(estimator, scaling, axes).fixed_point(psi, args)
+    return _SetMap(estimator, scaling).fixed_point(psi, args)
 
 
 def residual(
@@ -150,13 +188,42 @@ class MeanFieldSolution(eqx.Module):
     - `num_steps`: the number of solver steps taken.
     - `residual`: $\\max_i |T(\\psi^*)_i - \\psi^*_i|$ at the returned point.
     - `converged`: whether the solver met its tolerance within `max_steps` and the
-        result is finite. Never raised: mask unconverged sets out of a loss yourself.
+        result is finite. Never raised: see [`setfix.mean_over_converged`][].
+    - `residual_trace`: with `MeanField(trace=True)`, $\\max_i |T(\\psi_k) -
+        \\psi_k|_i$ at the start of each step $k$ (NaN after the last step); else `None`.
+    - `omega`: with `MeanField(estimate_omega=True)`, an estimate of
+        $\\lVert \\partial T / \\partial \\psi \\rVert_2$ at $\\psi^*$ (the local
+        contraction factor); else `None`.
     """
 
     psi: Float[Array, "*batch n"]
     num_steps: Int[Array, "*batch"]
     residual: Float[Array, "*batch"]
     converged: Bool[Array, "*batch"]
+    residual_trace: Float[Array, "*batch max_steps"] | None = None
+    omega: Float[Array, "*batch"] | None = None
+
+
+def mean_over_converged(
+    values: Float[Array, " *batch"], converged: Bool[Array, " *batch"]
+) -> Float[Array, ""]:
+    """The mean of per-set `values` (e.g. losses) over the sets whose solve converged;
+    zero when none did. Unconverged sets contribute neither value nor gradient.
+
+    **Arguments:**
+
+    - `values`: one value per set.
+    - `converged`: `MeanFieldSolution.converged`, of the same shape.
+    """
+    values = jnp.asarray(values)
+    converged = jnp.asarray(converged)
+    if values.shape != converged.shape:
+        raise ValueError(
+            f"`values` of shape {values.shape} and `converged` of shape "
+            f"{converged.shape} must match."
+        )
+    kept = jnp.where(converged, values, 0)
+    return jnp.sum(kept) / jnp.maximum(jnp.sum(converged), 1)
 
 
 class MeanField(eqx.Module):
@@ -172,6 +239,14 @@ class MeanField(eqx.Module):
     \partial_\theta T,$$
 
     a Lineax solve whose operator uses the estimator's multilinear-Hessian JVP.
+    [`setfix.Unrolled`][] and [`setfix.OneStep`][] give DiffMF's and the phantom
+    gradients instead.
+
+    With `root_form=True` the solver finds the root of
+    $R(\psi) = \text{scale}(\nabla \tilde F(\psi)) - \operatorname{logit}(\psi)$,
+    the same $\psi^*$; without scaling (or with a constant one) its Jacobian
+    $\nabla^2 \tilde F - \operatorname{diag}(1/(\psi(1-\psi)))$ is symmetric, so
+    `lx.CG`-type solvers apply in the adjoint (tag the operator yourself if needed).
 
     Called on one set (`items` of shape `(n, d)`) or a padded batch (`(b, n, d)`). For
     a batch each set is solved on its own (as under `jax.vmap`), except with a scaling
@@ -187,6 +262,9 @@ class MeanField(eqx.Module):
         lx.GMRES(rtol=1e-5, atol=1e-5)
     )
     max_steps: int = 100
+    root_form: bool = eqx.field(default=False, kw_only=True)
+    trace: bool = eqx.field(default=False, kw_only=True)
+    estimate_omega: bool = eqx.field(default=False, kw_only=True)
 
     def __check_init__(self):
         if not isinstance(self.estimator, AbstractEstimator):
@@ -199,16 +277,16 @@ class MeanField(eqx.Module):
                 "`scaling` must be a setfix scaling such as `setfix.NormScaling()`, "
                 f"got {self.scaling!r}."
             )
-        solver_types = (
-            optx.AbstractFixedPointSolver,
-            optx.AbstractRootFinder,
-            optx.AbstractLeastSquaresSolver,
-            optx.AbstractMinimiser,
-        )
+        solver_types = (optx.AbstractFixedPointSolver, optx.AbstractRootFinder)
         if not isinstance(self.solver, solver_types):
             raise TypeError(
                 "`solver` must be an Optimistix fixed-point solver or root finder, such "
                 f"as `optx.FixedPointIteration(rtol, atol)`, got {self.solver!r}."
+            )
+        if self.root_form and not isinstance(self.solver, optx.AbstractRootFinder):
+            raise TypeError(
+                "`root_form=True` needs a root finder as `solver` (e.g. `optx.Newton`), "
+                f"got {type(self.solver).__name__}."
             )
         if not isinstance(self.adjoint, optx.AbstractAdjoint):
             raise TypeError(
@@ -251,30 +329,36 @@ class MeanField(eqx.Module):
         readout, embedding, axes = _split(f, items, batched)
         noise = _noise(self.estimator, key, mask)
         psi0 = _initial(psi0, mask, embedding.dtype)
-        if not batched:
-            return self._solve(_SetMap(self.estimator, self.scaling), readout,
-                               embedding, mask, noise, psi0)
-        if self.scaling.couples_batch:
-            fn = _BatchMap(self.estimator, self.scaling, axes)
-            sol = self._solve(fn, readout, embedding, mask, noise, psi0)
+        if batched and self.scaling.couples_batch:
+            fn = _BatchMap(self.estimator, self.scaling, axes, self.root_form)
+            sol = self._solve(fn, readout, embedding, mask, noise, psi0, key)
             b = mask.shape[0]
+            broadcast = lambda x: jnp.broadcast_to(x, (b,) + jnp.shape(x))  # noqa: E731
             return eqx.tree_at(
-                lambda s: (s.num_steps, s.converged),
+                lambda s: (s.num_steps, s.converged, s.residual_trace, s.omega),
                 sol,
-                (jnp.broadcast_to(sol.num_steps, (b,)),
-                 jnp.broadcast_to(sol.converged, (b,))),
+                jax.tree.map(broadcast, (sol.num_steps, sol.converged,
+                                         sol.residual_trace, sol.omega)),
+                is_leaf=lambda x: x is None,
             )
-        fn = _SetMap(self.estimator, self.scaling)
-        solve = lambda r, z, m, u, p: self._solve(fn, r, z, m, u, p)  # noqa: E731
-        return eqx.filter_vmap(solve, in_axes=(axes, 0, 0, 0, 0))(
-            readout, embedding, mask, noise, psi0
+        fn = _SetMap(self.estimator, self.scaling, self.root_form)
+        if not batched:
+            return self._solve(fn, readout, embedding, mask, noise, psi0, key)
+        keys = jax.random.split(key, mask.shape[0])
+        solve = lambda r, z, m, u, p, k: self._solve(fn, r, z, m, u, p, k)  # noqa: E731
+        return eqx.filter_vmap(solve, in_axes=(axes, 0, 0, 0, 0, 0))(
+            readout, embedding, mask, noise, psi0, keys
         )
 
-    def _solve(self, fn, readout, embedding, mask, noise, psi0):
+    def _solve(self, fn, readout, embedding, mask, noise, psi0, key):
         args = (readout, embedding, mask, noise)
-        sol = optx.fixed_point(
+        solver = self.solver
+        if self.trace:
+            solver = traced(solver, fn.residual, self.max_steps)
+        solve = optx.root_find if self.root_form else optx.fixed_point
+        sol = solve(
             fn,
-            self.solver,
+            solver,
             psi0,
             args,
             max_steps=self.max_steps,
@@ -282,15 +366,24 @@ class MeanField(eqx.Module):
             throw=False,
         )
         psi = sol.value
-        final = jax.lax.stop_gradient(fn(psi, args) - psi)
-        res = jnp.max(jnp.abs(final), axis=-1)
+        frozen = stop_gradient_tree((psi, args))
+        res = jnp.max(jnp.abs(fn.residual(*frozen)), axis=-1)
         finite = jnp.all(jnp.isfinite(psi), axis=-1)
         converged = (sol.result == optx.RESULTS.successful) & finite
+        omega = None
+        if self.estimate_omega:
+            point, frozen_args = frozen
+            start = jnp.where(mask, jax.random.normal(key, psi.shape, psi.dtype), 0)
+            omega = spectral_norm(
+                lambda p: fn.fixed_point(p, frozen_args), point, start, 30
+            )
         return MeanFieldSolution(
             psi=psi,
             num_steps=sol.stats["num_steps"],
             residual=res,
             converged=converged,
+            residual_trace=sol.stats.get("residual_trace"),
+            omega=omega,
         )
 
 
@@ -299,11 +392,17 @@ MeanField.__init__.__doc__ = """**Arguments:**
 - `estimator`: estimator of $\\nabla \\tilde F$ and its $\\psi$-JVP, e.g.
     `setfix.MonteCarlo(num_samples=5)` or `setfix.Exact()`.
 - `scaling`: scaling of the gradient before the sigmoid, e.g. `setfix.NormScaling()`.
-- `solver`: any Optimistix fixed-point solver (`optx.FixedPointIteration`, ...) or root
-    finder (`optx.Newton`, `optx.Chord`, ...), which then finds the root of
-    $T(\\psi) - \\psi$.
+- `solver`: any Optimistix fixed-point solver (`optx.FixedPointIteration`,
+    [`setfix.AndersonAcceleration`][], ...) or root finder (`optx.Newton`,
+    `optx.Chord`, ...), which then finds the root of $T(\\psi) - \\psi$.
 - `adjoint`: how gradients flow through the solve, e.g.
-    `optx.ImplicitAdjoint(lx.GMRES(rtol, atol))`.
+    `optx.ImplicitAdjoint(lx.GMRES(rtol, atol))`, [`setfix.Unrolled`][] or
+    [`setfix.OneStep`][].
 - `max_steps`: the most solver steps per solve; a solve that needs more is reported as
     not converged.
+- `root_form`: solve $\\text{scale}(\\nabla \\tilde F(\\psi)) -
+    \\operatorname{logit}(\\psi) = 0$ with a root finder instead of the fixed-point form.
+- `trace`: record the residual at every solver step (one extra map evaluation per step).
+- `estimate_omega`: estimate the local contraction factor at the solution (30 power
+    iterations).
 """

@@ -13,6 +13,7 @@ from ._exact import Exact, all_subsets
 from ._mean_field import _SetMap, _check_key, _noise
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
+from ._spectral import spectral_norm
 from ._validate import check_items_and_mask, check_psi
 
 
@@ -86,20 +87,12 @@ def lipschitz_estimate(
     args = (readout, embedding, mask, noise)
     fn = _SetMap(estimator, scaling)
 
-    def spectral_norm(point, start):
-        _, jvp = jax.linearize(lambda p: fn(p, args), point)
-        vjp = jax.linear_transpose(jvp, point)
-
-        def power_step(_, v):
-            w = vjp(jvp(v))[0]
-            return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(w.dtype).tiny)
-
-        start = jnp.where(mask, start, 0)
-        v = jax.lax.fori_loop(0, num_iterations, power_step, start / jnp.linalg.norm(start))
-        return jnp.linalg.norm(jvp(v))
+    def norm_at(point, start):
+        return spectral_norm(lambda p: fn(p, args), point, jnp.where(mask, start, 0),
+                             num_iterations)
 
     starts = jax.random.normal(start_key, psi.shape, embedding.dtype)
-    return jnp.max(jax.vmap(spectral_norm)(psi, starts))
+    return jnp.max(jax.vmap(norm_at)(psi, starts))
 
 
 def iteration_bound(omega: float, tol: float, n: int) -> int:

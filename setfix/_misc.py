@@ -1,0 +1,12 @@
+"""Small shared helpers (private)."""
+
+import equinox as eqx
+import jax
+import jax.tree_util as jtu
+
+
+def stop_gradient_tree(tree):
+    """`lax.stop_gradient` on every inexact array of a pytree; other leaves unchanged."""
+    return jtu.tree_map(
+        lambda x: jax.lax.stop_gradient(x) if eqx.is_inexact_array(x) else x, tree
+    )
