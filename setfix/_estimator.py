@@ -26,6 +26,11 @@ class AbstractEstimator(eqx.Module):
     numbers).
     """
 
+    @property
+    def symmetric_hessian(self) -> bool:
+        """Whether the JVP in psi is symmetric (a symmetric Hessian estimate)."""
+        return False
+
     @abc.abstractmethod
     def noise(self, key: PRNGKeyArray, num_items: int) -> PyTree[Array]:
         """The random numbers one solve uses; `None` for a deterministic estimator."""

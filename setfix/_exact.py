@@ -32,6 +32,10 @@ class Exact(AbstractEstimator):
     ground sets of more than 20 items. Padded items (mask false) have probability 0.
     """
 
+    @property
+    def symmetric_hessian(self) -> bool:
+        return True
+
     def noise(self, key: PRNGKeyArray, num_items: int) -> None:
         del key
         if num_items > MAX_EXACT_ITEMS:

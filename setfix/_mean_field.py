@@ -244,9 +244,12 @@ class MeanField(eqx.Module):
 
     With `root_form=True` the solver finds the root of
     $R(\psi) = \text{scale}(\nabla \tilde F(\psi)) - \operatorname{logit}(\psi)$,
-    the same $\psi^*$; without scaling (or with a constant one) its Jacobian
-    $\nabla^2 \tilde F - \operatorname{diag}(1/(\psi(1-\psi)))$ is symmetric, so
-    `lx.CG`-type solvers apply in the adjoint (tag the operator yourself if needed).
+    the same $\psi^*$. With a symmetric Hessian estimate (`Exact`, or `MonteCarlo`
+    with `hessian="pairwise"`) and no or constant scaling, its Jacobian
+    $\nabla^2 \tilde F - \operatorname{diag}(1/(\psi(1-\psi)))$ is symmetric, and
+    negative definite under Assumption 4.1 (then $\lVert \nabla^2 \tilde F \rVert < 4
+    \le 1/(\psi(1-\psi))$); the solve is tagged so, and `lx.CG` or `lx.Cholesky` may be
+    used in `optx.ImplicitAdjoint`.
 
     Called on one set (`items` of shape `(n, d)`) or a padded batch (`(b, n, d)`). For
     a batch each set is solved on its own (as under `jax.vmap`), except with a scaling
@@ -355,16 +358,25 @@ class MeanField(eqx.Module):
         solver = self.solver
         if self.trace:
             solver = traced(solver, fn.residual, self.max_steps)
-        solve = optx.root_find if self.root_form else optx.fixed_point
-        sol = solve(
-            fn,
-            solver,
-            psi0,
-            args,
-            max_steps=self.max_steps,
-            adjoint=self.adjoint,
-            throw=False,
-        )
+        if self.root_form:
+            # dR/dpsi = scale'(Hessian) - diag(1 / (psi (1 - psi))): symmetric negative
+            # definite when the Hessian estimate is symmetric and small, so the
+            # adjoint may use CG-type solvers.
+            symmetric = self.estimator.symmetric_hessian and self.scaling.preserves_symmetry
+            tags = (
+                frozenset({lx.symmetric_tag, lx.negative_semidefinite_tag})
+                if symmetric
+                else frozenset()
+            )
+            sol = optx.root_find(
+                fn, solver, psi0, args, max_steps=self.max_steps, adjoint=self.adjoint,
+                throw=False, tags=tags,
+            )
+        else:
+            sol = optx.fixed_point(
+                fn, solver, psi0, args, max_steps=self.max_steps, adjoint=self.adjoint,
+                throw=False,
+            )
         psi = sol.value
         frozen = stop_gradient_tree((psi, args))
         res = jnp.max(jnp.abs(fn.residual(*frozen)), axis=-1)

@@ -64,6 +64,12 @@ class MonteCarlo(AbstractEstimator):
                 f"`hessian` must be one of {_HESSIANS}, got {self.hessian!r}."
             )
 
+    @property
+    def symmetric_hessian(self) -> bool:
+        # Second differences on shared samples are symmetric in (i, j); the score
+        # estimator and per-coordinate samples are not.
+        return self.hessian in ("pairwise", "zero") and not self.per_coordinate
+
     def noise(self, key: PRNGKeyArray, num_items: int) -> Float[Array, "m c n"]:
         m = self.num_samples
         item_keys = jax.vmap(jax.random.fold_in, (None, 0))(key, jnp.arange(num_items))

@@ -19,6 +19,8 @@ class AbstractScaling(eqx.Module):
     """
 
     couples_batch: ClassVar[bool] = False
+    # Whether scale(grad) has a symmetric Jacobian wherever grad does (a constant factor).
+    preserves_symmetry: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(
@@ -34,6 +36,8 @@ def _set_size(mask):
 class NoScaling(AbstractScaling):
     r"""The identity: $T(\psi) = \sigma(\nabla \tilde F(\psi))$."""
 
+    preserves_symmetry: ClassVar[bool] = True
+
     def __call__(self, grad, mask):
         return grad
 
@@ -48,6 +52,7 @@ class ConstantScaling(AbstractScaling):
     """
 
     c: float
+    preserves_symmetry: ClassVar[bool] = True
 
     def __check_init__(self):
         if not self.c > 0:
