@@ -1,0 +1,2 @@
+"""Benchmark scripts for setfix. Run `python -m benchmarks [name ...]`; results go to
+`benchmarks/results/` as JSON (with machine, versions and configuration) and PNG."""

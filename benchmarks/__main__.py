@@ -1,0 +1,23 @@
+"""`python -m benchmarks [memory|solvers|gradients ...] [--quick]`: runs the named
+benchmarks (default: all), each writing JSON and PNG under benchmarks/results/."""
+
+import sys
+
+from . import gradients, memory, solvers
+
+
+BENCHMARKS = {"memory": memory.main, "solvers": solvers.main, "gradients": gradients.main}
+
+
+def main(argv):
+    names = [a for a in argv if not a.startswith("-")] or list(BENCHMARKS)
+    flags = [a for a in argv if a.startswith("-")]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    for name in names:
+        print(f"== {name}")
+        BENCHMARKS[name](flags)
+
+
+main(sys.argv[1:])

@@ -1,0 +1,55 @@
+"""Shared helpers of the benchmarks: machine record, result files, plots."""
+
+import importlib.metadata
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import jax
+
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    versions = {}
+    for name in ("setfix", "jax", "jaxlib", "equinox", "optimistix", "lineax", "optax"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(d) for d in jax.devices()],
+        "x64": bool(jax.config.jax_enable_x64),
+        "versions": versions,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+
+
+def save(name: str, config: dict, results) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    record = {"benchmark": name, "machine": machine(), "config": config,
+              "results": results}
+    path.write_text(json.dumps(record, indent=2, default=float))
+    print(f"wrote {path}")
+    return path
+
+
+def timed(fn, *args, repeats: int = 3):
+    """(output, best wall seconds of `repeats` runs after one warm-up)."""
+    out = jax.block_until_ready(fn(*args))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn(*args))
+        best = min(best, time.perf_counter() - start)
+    return out, best
