@@ -3,8 +3,10 @@ variational inference with implicit differentiation."""
 
 import importlib.metadata
 
+from . import datasets as datasets
 from ._adjoints import OneStep as OneStep, Unrolled as Unrolled
 from ._anderson import AndersonAcceleration as AndersonAcceleration
+from ._dataset import SetDataset as SetDataset
 from ._estimator import AbstractEstimator as AbstractEstimator
 from ._exact import Exact as Exact
 from ._mean_field import (
@@ -13,6 +15,12 @@ from ._mean_field import (
     MeanFieldSolution as MeanFieldSolution,
     mean_over_converged as mean_over_converged,
     residual as residual,
+)
+from ._losses import mean_field_nll as mean_field_nll, sample_negatives as sample_negatives
+from ._metrics import (
+    jaccard as jaccard,
+    predict as predict,
+    predict_threshold as predict_threshold,
 )
 from ._monte_carlo import MonteCarlo as MonteCarlo
 from ._scaling import (

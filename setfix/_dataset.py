@@ -1,0 +1,135 @@
+"""Oracle datasets as padded arrays with masks."""
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import equinox as eqx
+import numpy as np
+
+
+class SetDataset(eqx.Module):
+    r"""A collection of oracle examples $(V, S^*)$ as padded host arrays.
+
+    **Attributes:**
+
+    - `items`: `(N, n, d)` item features (or `(N, n, ...)` for images), padded to the
+        largest ground set with zeros.
+    - `mask`: `(N, n)` boolean, true for real items.
+    - `target`: `(N, n)` boolean, the oracle's subset $S^*$ (only real items).
+    - `name`: a label for reports.
+    - `metadata`: anything else worth keeping (source, seed, construction).
+    """
+
+    items: np.ndarray
+    mask: np.ndarray
+    target: np.ndarray
+    name: str = ""
+    metadata: dict[str, Any] = eqx.field(default_factory=dict)
+
+    def __check_init__(self):
+        items, mask, target = self.items, self.mask, self.target
+        for arg, value in (("items", items), ("mask", mask), ("target", target)):
+            if not isinstance(value, np.ndarray):
+                raise TypeError(f"`{arg}` must be a NumPy array, got {type(value).__name__}.")
+        if items.ndim < 3:
+            raise ValueError(
+                f"`items` must have shape (num_sets, n, ...features), got {items.shape}."
+            )
+        if not np.issubdtype(items.dtype, np.floating):
+            raise TypeError(f"`items` must be floating point, got {items.dtype}.")
+        for arg, value in (("mask", mask), ("target", target)):
+            if value.shape != items.shape[:2]:
+                raise ValueError(
+                    f"`{arg}` must have shape {items.shape[:2]} to match `items` "
+                    f"{items.shape}, got {value.shape}."
+                )
+            if value.dtype != np.bool_:
+                raise TypeError(f"`{arg}` must be boolean, got {value.dtype}.")
+        if items.shape[1] == 0 or np.any(~mask.any(axis=1)):
+            bad = int(np.argmin(mask.any(axis=1))) if items.shape[1] else 0
+            raise ValueError(f"set {bad} has an empty ground set (no real items in `mask`).")
+        if np.any(target & ~mask):
+            bad = int(np.argmax((target & ~mask).any(axis=1)))
+            raise ValueError(f"`target` of set {bad} marks padded items (outside `mask`).")
+        if not np.all(np.isfinite(items)):
+            bad = int(np.argmax(~np.isfinite(items.reshape(len(items), -1)).all(axis=1)))
+            raise ValueError(f"`items` of set {bad} contains NaN or infinite values.")
+
+    @classmethod
+    def from_sets(
+        cls,
+        items: Sequence[np.ndarray],
+        targets: Sequence[np.ndarray],
+        *,
+        name: str = "",
+        metadata: dict[str, Any] | None = None,
+        dtype=np.float32,
+    ) -> "SetDataset":
+        """Pads ground sets of different sizes into one dataset.
+
+        **Arguments:**
+
+        - `items`: one `(n_i, ...)` array of item features per set.
+        - `targets`: per set, the oracle's subset as indices into that set's items or
+            as a boolean vector of length `n_i`.
+        - `name`, `metadata`: as the attributes.
+        - `dtype`: the floating dtype of the stored features.
+        """
+        if len(items) != len(targets):
+            raise ValueError(
+                f"`items` has {len(items)} sets but `targets` has {len(targets)}."
+            )
+        if len(items) == 0:
+            raise ValueError("`items` is empty: a dataset needs at least one set.")
+        shapes = {np.shape(x)[1:] for x in items}
+        if len(shapes) != 1:
+            raise ValueError(f"all sets' items must share a feature shape, got {shapes}.")
+        n = max(len(x) for x in items)
+        feature_shape = shapes.pop()
+        out = np.zeros((len(items), n) + feature_shape, dtype)
+        mask = np.zeros((len(items), n), bool)
+        target = np.zeros((len(items), n), bool)
+        for s, (x, t) in enumerate(zip(items, targets)):
+            size = len(x)
+            out[s, :size] = x
+            mask[s, :size] = True
+            t = np.asarray(t)
+            if t.dtype == np.bool_:
+                if t.shape != (size,):
+                    raise ValueError(
+                        f"boolean target of set {s} must have shape ({size},), got {t.shape}."
+                    )
+                target[s, :size] = t
+            else:
+                if t.size and (t.min() < 0 or t.max() >= size):
+                    raise ValueError(
+                        f"target indices of set {s} must lie in [0, {size}), got "
+                        f"{t.min()}..{t.max()}."
+                    )
+                if len(np.unique(t)) > size:
+                    raise ValueError(f"|S*| > |V| in set {s}.")
+                target[s, t] = True
+        return cls(out, mask, target, name, dict(metadata or {}))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index) -> "SetDataset":
+        """The sets selected by `index` (an int, slice or index array)."""
+        index = np.atleast_1d(np.arange(len(self))[index])
+        return SetDataset(self.items[index], self.mask[index], self.target[index],
+                          self.name, self.metadata)
+
+    def batches(
+        self, batch_size: int, *, rng: np.random.Generator | None = None,
+        drop_last: bool = False,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Yields `(items, mask, target)` batches of `batch_size` sets, shuffled when
+        `rng` is given, the last one smaller unless `drop_last`."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+        order = rng.permutation(len(self)) if rng is not None else np.arange(len(self))
+        stop = len(self) - (len(self) % batch_size if drop_last else 0)
+        for start in range(0, stop, batch_size):
+            idx = order[start : start + batch_size]
+            yield self.items[idx], self.mask[idx], self.target[idx]
