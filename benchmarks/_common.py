@@ -53,3 +53,22 @@ def timed(fn, *args, repeats: int = 3):
         out = jax.block_until_ready(fn(*args))
         best = min(best, time.perf_counter() - start)
     return out, best
+
+
+def save_figure(fig, name: str) -> Path:
+    """Saves a matplotlib figure as `results/NAME.png`."""
+    fig.tight_layout()
+    path = RESULTS / f"{name}.png"
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

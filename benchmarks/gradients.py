@@ -21,7 +21,7 @@ from jax.flatten_util import ravel_pytree
 
 import setfix as sf
 
-from ._common import RESULTS, save
+from ._common import pyplot, save, save_figure
 from .solvers import calibrate
 
 
@@ -100,11 +100,7 @@ def run(scaling_name, scaling, solver, params, static, items, target, samples, r
 
 
 def plot(results, name):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     scalings = list(dict.fromkeys(r["scaling"] for r in results))
     fig, axes = plt.subplots(1, len(scalings), figsize=(6 * len(scalings), 4),
                              sharey=True, squeeze=False)
@@ -121,10 +117,7 @@ def plot(results, name):
         ax.set_title(scaling, fontsize=9)
     axes[0][0].set_ylabel("cosine similarity to the exact implicit gradient")
     axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    path = RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+    save_figure(fig, name)
 
 
 if __name__ == "__main__":

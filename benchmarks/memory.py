@@ -22,7 +22,7 @@ import optimistix as optx
 
 import setfix as sf
 
-from ._common import RESULTS, save
+from ._common import pyplot, save, save_figure
 
 
 def make_step(adjoint_name: str, k: int, batch: int, n: int, m: int):
@@ -114,11 +114,7 @@ def main(argv=None):
 
 
 def plot(results, config, name):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for adjoint, style in (("implicit", "o-"), ("unrolled", "s--")):
         rows = [r for r in results if r["adjoint"] == adjoint]
@@ -129,10 +125,7 @@ def plot(results, config, name):
     ax.set_ylabel("compiled peak memory (MiB)")
     ax.set_title(f"one gradient step, batch {config['batch']}, n = {config['n']}")
     ax.legend()
-    fig.tight_layout()
-    path = RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+    save_figure(fig, name)
 
 
 if __name__ == "__main__":

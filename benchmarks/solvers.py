@@ -22,7 +22,7 @@ import optimistix as optx
 
 import setfix as sf
 
-from ._common import RESULTS, save, timed
+from ._common import pyplot, save, save_figure, timed
 
 
 class _Counting(sf.AbstractEstimator):
@@ -130,11 +130,7 @@ def main(argv=None):
 
 
 def plot(results, name):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     omegas = sorted({r["target_omega"] for r in results})
     solvers = list(dict.fromkeys(r["solver"] for r in results))
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -148,10 +144,7 @@ def plot(results, name):
     ax.set_yscale("log")
     ax.set_ylabel("map evaluations to tol 1e-6")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+    save_figure(fig, name)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,20 @@ def _make_moons(num_samples: int, noise: float, seed: int):
     return x, y
 
 
+def _plant(rng, points, labels, v_size, s_size):
+    """The reference's construction of one set: the anomaly component is drawn, the
+    first `v_size` points of the other component form V, and `s_size` random
+    positions are overwritten by anomalies. Returns (V, positions)."""
+    noise_label = rng.randint(2)
+    anomalies, normal = points[labels == noise_label], points[labels == 1 - noise_label]
+    if len(normal) < v_size or len(anomalies) < s_size:
+        raise RuntimeError("too few points of a component to build the set")
+    v = normal[:v_size].copy()
+    s = rng.choice(list(range(v_size)), s_size, replace=False)
+    v[s] = anomalies[:s_size]
+    return v, s
+
+
 def _split(name, split, items, subsets, metadata):
     return SetDataset.from_sets(list(items), list(subsets), name=f"{name}/{split}",
                                 metadata=metadata)
@@ -64,11 +78,7 @@ def moons(
         for idx in range(num_sets):
             x, y = _make_moons(2 * v_size, 0.1, split_index * 1000 + idx)
             x = x.astype(np.float32) * 2 + np.array([-1, -0.2], np.float32)
-            noise_label = rng.randint(2)
-            anomalies, normal = x[y == noise_label], x[y == 1 - noise_label]
-            v = normal[:v_size].copy()
-            s = rng.choice(list(range(v_size)), s_size, replace=False)
-            v[s] = anomalies[:s_size]
+            v, s = _plant(rng, x, y, v_size, s_size)
             items.append(v)
             subsets.append(s)
         meta = {"source": "EquiVSet two moons", "v_size": v_size, "s_size": s_size}
@@ -101,14 +111,7 @@ def gaussian(
                 points[i] = rng.randn(2) * 0.5
                 labels[i] = rng.randint(2)
                 points[i] += centers[labels[i]]
-            points = points.astype(np.float32)
-            noise_label = rng.randint(2)
-            anomalies, normal = points[labels == noise_label], points[labels == 1 - noise_label]
-            if len(normal) < v_size or len(anomalies) < s_size:
-                raise RuntimeError("too few points of a component; increase the pool")
-            v = normal[:v_size].copy()
-            s = rng.choice(list(range(v_size)), s_size, replace=False)
-            v[s] = anomalies[:s_size]
+            v, s = _plant(rng, points.astype(np.float32), labels, v_size, s_size)
             items.append(v)
             subsets.append(s)
         meta = {"source": "EquiVSet Gaussian mixture", "v_size": v_size, "s_size": s_size}
