@@ -27,6 +27,11 @@ class AbstractEstimator(eqx.Module):
     """
 
     @property
+    def needs_key(self) -> bool:
+        """Whether `noise` draws random numbers (so a solve needs a PRNG key)."""
+        return True
+
+    @property
     def symmetric_hessian(self) -> bool:
         """Whether the JVP in psi is symmetric (a symmetric Hessian estimate)."""
         return False

@@ -33,6 +33,10 @@ class Exact(AbstractEstimator):
     """
 
     @property
+    def needs_key(self) -> bool:
+        return False
+
+    @property
     def symmetric_hessian(self) -> bool:
         return True
 

@@ -112,18 +112,14 @@ def _initial(psi0, mask, dtype):
 
 
 def _check_key(estimator, key):
-    if key is None and not _is_deterministic(estimator):
-        raise ValueError(
-            f"`key` is required by the estimator {type(estimator).__name__}; pass "
-            "`key=jax.random.key(...)`."
-        )
-    return jax.random.key(0) if key is None else key
-
-
-def _is_deterministic(estimator):
-    from ._exact import Exact
-
-    return isinstance(estimator, Exact)
+    if key is None:
+        if estimator.needs_key:
+            raise ValueError(
+                f"`key` is required by the estimator {type(estimator).__name__}; pass "
+                "`key=jax.random.key(...)`."
+            )
+        return jax.random.key(0)  # unused by the estimator
+    return key
 
 
 def fixed_point_map(
