@@ -1,12 +1,17 @@
-"""`python -m benchmarks [memory|solvers|gradients ...] [--quick]`: runs the named
+"""`python -m benchmarks [memory|solvers|gradients|implicit_fd ...] [--quick]`: runs the named
 benchmarks (default: all), each writing JSON and PNG under benchmarks/results/."""
 
 import sys
 
-from . import gradients, memory, solvers
+from . import gradients, implicit_fd, memory, solvers
 
 
-BENCHMARKS = {"memory": memory.main, "solvers": solvers.main, "gradients": gradients.main}
+BENCHMARKS = {
+    "memory": memory.main,
+    "solvers": solvers.main,
+    "gradients": gradients.main,
+    "implicit_fd": implicit_fd.main,
+}
 
 
 def main(argv):
