@@ -6,6 +6,7 @@ import importlib.metadata
 from . import datasets as datasets
 from ._adjoints import OneStep as OneStep, Unrolled as Unrolled
 from ._anderson import AndersonAcceleration as AndersonAcceleration
+from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
 from ._dataset import SetDataset as SetDataset
 from ._estimator import AbstractEstimator as AbstractEstimator
 from ._exact import Exact as Exact
@@ -16,6 +17,7 @@ from ._mean_field import (
     mean_over_converged as mean_over_converged,
     residual as residual,
 )
+from ._fit import evaluate as evaluate, fit as fit, FitResult as FitResult
 from ._losses import mean_field_nll as mean_field_nll, sample_negatives as sample_negatives
 from ._metrics import (
     jaccard as jaccard,
