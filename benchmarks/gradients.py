@@ -15,7 +15,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
-import numpy as np
 import optimistix as optx
 from jax.flatten_util import ravel_pytree
 

@@ -11,7 +11,6 @@ the wall time). Exact estimator (n = 12), float64.
 """
 
 import argparse
-import math
 
 import equinox as eqx
 import jax
