@@ -7,7 +7,11 @@ import platform
 import time
 from pathlib import Path
 
+import argparse
+
+import equinox as eqx
 import jax
+import jax.numpy as jnp
 
 
 RESULTS = Path(__file__).parent / "results"
@@ -72,3 +76,17 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def quick_flag(argv) -> bool:
+    """Parses a benchmark's only option, `--quick` (small sizes)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    return parser.parse_args(argv).quick
+
+
+def as_float64(tree):
+    """Casts every floating-point array of a pytree (e.g. a model) to float64."""
+    return jax.tree.map(
+        lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, tree
+    )

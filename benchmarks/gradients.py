@@ -9,7 +9,6 @@ latter with the zero Hessian, which is what DiffMF computes, and with the score 
     python -m benchmarks gradients [--quick]
 """
 
-import argparse
 
 import equinox as eqx
 import jax
@@ -20,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 import setfix as sf
 
-from ._common import pyplot, save, save_figure
+from ._common import as_float64, quick_flag, pyplot, save, save_figure
 from .solvers import calibrate
 
 
@@ -39,15 +38,13 @@ def methods(m):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
+    quick = quick_flag(argv)
     jax.config.update("jax_enable_x64", True)
-    n = 8 if args.quick else 12
-    samples = [4, 16, 64] if args.quick else [4, 16, 64, 256]
-    repeats = 4 if args.quick else 8
+    n = 8 if quick else 12
+    samples = [4, 16, 64] if quick else [4, 16, 64, 256]
+    repeats = 4 if quick else 8
     f = sf.DeepSet(2, key=jax.random.key(0))
-    f = jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, f)
+    f = as_float64(f)
     params, static = eqx.partition(f, eqx.is_inexact_array)
     items = jax.random.normal(jax.random.key(1), (n, 2), jnp.float64)
     target = jnp.arange(n) < n // 4
@@ -66,7 +63,7 @@ def main(argv=None):
                            f"ConstantScaling({float(c):.4g}) with omega = {omega:.3f}"],
               "loss": "negative log-likelihood of psi* on a fixed target subset",
               "reference": "Exact estimator + ImplicitAdjoint(LU)"}
-    name = "gradients" + ("_quick" if args.quick else "")
+    name = "gradients" + ("_quick" if quick else "")
     save(name, config, results)
     plot(results, name)
 

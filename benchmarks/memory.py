@@ -9,7 +9,6 @@ step, for the smallest and largest K.
     python -m benchmarks memory [--quick]
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import optimistix as optx
 
 import setfix as sf
 
-from ._common import pyplot, save, save_figure
+from ._common import quick_flag, pyplot, save, save_figure
 
 
 def make_step(adjoint_name: str, k: int, batch: int, n: int, m: int):
@@ -91,11 +90,9 @@ def process_peak(adjoint_name, k, batch, n, m) -> dict:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    batch, n, m = (16, 30, 5) if args.quick else (128, 100, 5)
-    ks = [1, 2, 5, 10] if args.quick else [1, 2, 5, 10, 20, 50, 100]
+    quick = quick_flag(argv)
+    batch, n, m = (16, 30, 5) if quick else (128, 100, 5)
+    ks = [1, 2, 5, 10] if quick else [1, 2, 5, 10, 20, 50, 100]
     results = []
     for name in ("implicit", "unrolled"):
         for k in ks:
@@ -109,8 +106,8 @@ def main(argv=None):
               "model": "DeepSet(2, hidden=256, width=500, depth=2)", "dtype": "float32",
               "solver": "FixedPointIteration(tol=0), i.e. exactly k iterations",
               "implicit": "ImplicitAdjoint(GMRES(1e-6, 1e-6, max_steps=50))"}
-    save("memory" + ("_quick" if args.quick else ""), config, results)
-    plot(results, config, "memory" + ("_quick" if args.quick else ""))
+    save("memory" + ("_quick" if quick else ""), config, results)
+    plot(results, config, "memory" + ("_quick" if quick else ""))
 
 
 def plot(results, config, name):

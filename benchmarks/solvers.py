@@ -10,7 +10,6 @@ the wall time). Exact estimator (n = 12), float64.
     python -m benchmarks solvers [--quick]
 """
 
-import argparse
 
 import equinox as eqx
 import jax
@@ -21,7 +20,7 @@ import optimistix as optx
 
 import setfix as sf
 
-from ._common import pyplot, save, save_figure, timed
+from ._common import as_float64, quick_flag, pyplot, save, save_figure, timed
 
 
 class _Counting(sf.AbstractEstimator):
@@ -92,16 +91,14 @@ SOLVERS = {
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
+    quick = quick_flag(argv)
     jax.config.update("jax_enable_x64", True)
-    n = 8 if args.quick else 12
+    n = 8 if quick else 12
     tol = 1e-6
-    omegas = [0.5, 0.9] if args.quick else [0.5, 0.9, 0.99]
+    omegas = [0.5, 0.9] if quick else [0.5, 0.9, 0.99]
     key = jax.random.key(0)
     f = sf.DeepSet(2, key=key)
-    f = jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, f)
+    f = as_float64(f)
     items = jax.random.normal(jax.random.key(1), (n, 2), jnp.float64)
     results = []
     for target in omegas:
@@ -123,7 +120,7 @@ def main(argv=None):
               "model": "DeepSet(2, hidden=256, width=500, depth=2)",
               "scaling": "ConstantScaling(c), c calibrated per omega",
               "iteration_bounds": {str(w): sf.iteration_bound(w, tol, n) for w in omegas}}
-    name = "solvers" + ("_quick" if args.quick else "")
+    name = "solvers" + ("_quick" if quick else "")
     save(name, config, results)
     plot(results, name)
 
