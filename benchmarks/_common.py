@@ -1,13 +1,12 @@
 """Shared helpers of the benchmarks: machine record, result files, plots."""
 
+import argparse
 import importlib.metadata
 import json
 import os
 import platform
 import time
 from pathlib import Path
-
-import argparse
 
 import equinox as eqx
 import jax

@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 import setfix as sf
 
-from ._common import as_float64, quick_flag, pyplot, save, save_figure
+from ._common import as_float64, pyplot, quick_flag, save, save_figure
 from .solvers import calibrate
 
 

@@ -21,7 +21,7 @@ import optimistix as optx
 
 import setfix as sf
 
-from ._common import quick_flag, pyplot, save, save_figure
+from ._common import pyplot, quick_flag, save, save_figure
 
 
 def make_step(adjoint_name: str, k: int, batch: int, n: int, m: int):

@@ -20,7 +20,7 @@ import optimistix as optx
 
 import setfix as sf
 
-from ._common import as_float64, quick_flag, pyplot, save, save_figure, timed
+from ._common import as_float64, pyplot, quick_flag, save, save_figure, timed
 
 
 class _Counting(sf.AbstractEstimator):

@@ -7,18 +7,40 @@ from . import datasets as datasets
 from ._adjoints import OneStep as OneStep, Unrolled as Unrolled
 from ._anderson import AndersonAcceleration as AndersonAcceleration
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
+from ._cross_validation import (
+    concatenate as concatenate,
+    cross_validate as cross_validate,
+)
 from ._dataset import SetDataset as SetDataset
+from ._equivset import (
+    AmortizedSetFunction as AmortizedSetFunction,
+    EquiVSet as EquiVSet,
+    RecognitionNetwork as RecognitionNetwork,
+)
 from ._estimator import AbstractEstimator as AbstractEstimator
 from ._exact import Exact as Exact
+from ._fit import (
+    default_optimizer as default_optimizer,
+    evaluate as evaluate,
+    fit as fit,
+    FitResult as FitResult,
+)
+from ._losses import mean_field_nll as mean_field_nll, sample_negatives as sample_negatives
 from ._mean_field import (
     fixed_point_map as fixed_point_map,
     MeanField as MeanField,
-    MeanFieldSolution as MeanFieldSolution,
-    mean_over_converged as mean_over_converged,
     residual as residual,
 )
-from ._fit import evaluate as evaluate, fit as fit, FitResult as FitResult
-from ._losses import mean_field_nll as mean_field_nll, sample_negatives as sample_negatives
+from ._mean_field_steps import MeanFieldSteps as MeanFieldSteps
+from ._method import AbstractMethod as AbstractMethod
+from ._methods import (
+    diffmf as diffmf,
+    equivset_copula as equivset_copula,
+    equivset_ind as equivset_ind,
+    idiffmf as idiffmf,
+    onestep as onestep,
+    reference_prediction as reference_prediction,
+)
 from ._metrics import (
     jaccard as jaccard,
     predict as predict,
@@ -36,6 +58,11 @@ from ._set_function import (
     AbstractSetFunction as AbstractSetFunction,
     DeepSet as DeepSet,
     TableSetFunction as TableSetFunction,
+)
+from ._sharding import DataParallel as DataParallel
+from ._solution import (
+    mean_over_converged as mean_over_converged,
+    MeanFieldSolution as MeanFieldSolution,
 )
 from ._theory import (
     assumption_4_1 as assumption_4_1,

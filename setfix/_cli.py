@@ -1,75 +1,218 @@
-"""The `setfix` command line."""
+"""The `setfix` command line: `train` (the default), `evaluate`, `reproduce`."""
 
 import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import sys
 
-import jax
-import lineax as lx
-import optax
-import optimistix as optx
+import numpy as np
 
-from . import datasets
-from ._fit import evaluate, fit
-from ._mean_field import MeanField
-from ._monte_carlo import MonteCarlo
-from ._scaling import NormScaling
-from ._set_function import DeepSet
+from ._experiment import (
+    DATASETS,
+    evaluate_run,
+    Experiment,
+    METHODS,
+    PREDICTIONS,
+    run,
+    SCALINGS,
+)
 
 
-def demo(args) -> float:
-    """Learns a DeepSet on the two-moons sets of EquiVSet with iDiffMF and prints the
-    test Jaccard index (x100, top-|S*| prediction from the solved fixed point). Returns
-    it."""
-    train, val, test = datasets.moons()
-    train, val, test = train[: args.train_sets], val[: args.test_sets], test[: args.test_sets]
-    model_key, fit_key, test_key = jax.random.split(jax.random.key(args.seed), 3)
-    method = MeanField(
-        estimator=MonteCarlo(num_samples=5),
-        scaling=NormScaling("fro"),
-        solver=optx.FixedPointIteration(rtol=1e-5, atol=1e-5),
-        adjoint=optx.ImplicitAdjoint(lx.GMRES(rtol=1e-5, atol=1e-5)),
-        max_steps=20,
+# The main job's budget: full-size Moons, stopped after this many epochs.
+MAIN_JOB_EPOCHS = 8
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _experiment_options(p, *, epochs):
+    d = Experiment()
+    p.add_argument("--scaling", "--norm", choices=SCALINGS, default=d.scaling,
+                   help="iDiffMF scaling: fro, nuc, c (constant) or none [%(default)s]")
+    p.add_argument("--c", type=_positive_float, default=d.c,
+                   help="constant of --scaling c [%(default)s]")
+    p.add_argument("--over", choices=("set", "batch"), default=d.over,
+                   help="norm per set or over the batch (published) [%(default)s]")
+    p.add_argument("--num-samples", type=_positive_int, default=d.num_samples,
+                   help="Monte Carlo samples [%(default)s]")
+    p.add_argument("--epochs", type=_positive_int, default=epochs,
+                   help="most epochs [%(default)s]")
+    p.add_argument("--patience", type=_positive_int, default=d.patience,
+                   help="early-stopping patience in epochs [%(default)s]")
+    p.add_argument("--lr", type=_positive_float, default=d.learning_rate,
+                   help="Adam learning rate [%(default)s]")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay,
+                   help="AdamW weight decay [%(default)s]")
+    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
+                   help="sets per step [%(default)s]")
+    for split in ("train", "val", "test"):
+        p.add_argument(f"--{split}-sets", type=_positive_int, default=None,
+                       help=f"use the first N {split} sets [all]")
+    p.add_argument("--prediction", choices=PREDICTIONS, default=d.prediction,
+                   help="solve the fixed point, or the reference one step [%(default)s]")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _config(args, dataset, method, seed):
+    return Experiment(
+        dataset=dataset, method=method, scaling=args.scaling, c=args.c, over=args.over,
+        num_samples=args.num_samples, seed=seed, epochs=args.epochs,
+        patience=args.patience, learning_rate=args.lr, weight_decay=args.weight_decay,
+        batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
+        test_sets=args.test_sets, prediction=args.prediction,
     )
-    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(args.lr))
-    result = fit(
-        DeepSet(2, key=model_key), method, train, val, key=fit_key, optimizer=optimizer,
-        batch_size=args.batch_size, epochs=args.epochs, patience=args.epochs,
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="setfix",
+        description="Learn set functions from an optimal-subset oracle. Without a "
+        "command: `setfix train` (iDiffMF on the two-moons sets).",
     )
-    scores = evaluate(result.model, method, test, key=test_key)
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="train one model and report its test Jaccard")
+    train.add_argument("--dataset", choices=tuple(DATASETS), default="moons")
+    train.add_argument("--method", choices=METHODS, default="idiffmf")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=pathlib.Path, default=None,
+                       help="run directory [runs/NAME]")
+    _experiment_options(train, epochs=MAIN_JOB_EPOCHS)
+
+    ev = sub.add_parser("evaluate", help="re-evaluate the best model of a run")
+    ev.add_argument("run", type=pathlib.Path, help="run directory or its best.eqx")
+    ev.add_argument("--split", choices=("train", "val", "test"), default="test")
+
+    rep = sub.add_parser("reproduce", help="a grid of runs and a Table-1-style summary")
+    rep.add_argument("--datasets", default="gaussian,moons",
+                     help="comma-separated datasets [%(default)s]")
+    rep.add_argument("--methods", default="idiffmf,diffmf,equivset_copula",
+                     help="comma-separated methods [%(default)s]")
+    rep.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1 [5]")
+    rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs"),
+                     help="directory of the runs and of table.json [%(default)s]")
+    _experiment_options(rep, epochs=Experiment().epochs)
+    return parser
+
+
+def _train(args):
+    config = _config(args, args.dataset, args.method, args.seed)
+    out = args.out or pathlib.Path("runs") / config.name
+    print(f"{config.name}: training (results in {out})", flush=True)
+    results = run(config, out, progress=not args.quiet)
     print(
-        f"best epoch {result.best_epoch} (val Jaccard {result.best_val_jaccard:.2f}); "
-        f"solves converged on {100 * scores['converged']:.1f}% of test sets"
+        f"best epoch {results['best_epoch']} (val Jaccard "
+        f"{results['best_val_jaccard']:.2f}), {results['seconds_per_epoch']:.1f} s per "
+        f"epoch; test solves converged: {100 * results['test_converged']:.1f}%"
     )
-    print(f"final test Jaccard: {scores['jaccard']:.2f}")
-    return scores["jaccard"]
+    print(f"final test Jaccard: {results['test_jaccard']:.2f}")
+    return results
+
+
+def _split_names(text, options, what):
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in names if x not in options]
+    if not names or unknown:
+        raise SystemExit(
+            f"setfix reproduce: unknown {what} {unknown or text!r}; expected some of "
+            f"{', '.join(options)}"
+        )
+    return names
+
+
+def summarise(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Test Jaccard (mean, std over runs) and seconds per epoch, by dataset and label."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        label = r["name"].rsplit("-s", 1)[0].split("-", 1)[1]
+        groups.setdefault((r["config"]["dataset"], label), []).append(r)
+    for (dataset, label), rs in groups.items():
+        scores = np.array([r["test_jaccard"] for r in rs])
+        table.setdefault(dataset, {})[label] = {
+            "mean": float(scores.mean()), "std": float(scores.std()), "runs": len(rs),
+            "seconds_per_epoch": float(np.mean([r["seconds_per_epoch"] for r in rs])),
+            "epochs": float(np.mean([r["epochs_run"] for r in rs])),
+        }
+    return table
+
+
+def format_table(table) -> str:
+    datasets = list(table)
+    labels = sorted({label for d in table.values() for label in d})
+    width = max(len(x) for x in labels + ["method"])
+    lines = [f"{'method':<{width}}  " + "  ".join(f"{d:>22}" for d in datasets)]
+    for label in labels:
+        cells = []
+        for d in datasets:
+            c = table[d].get(label)
+            cells.append(f"{c['mean']:6.2f} ± {c['std']:4.2f} ({c['seconds_per_epoch']:4.1f} s/ep)"
+                         if c else " " * 22)
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{x:>22}" for x in cells))
+    return "\n".join(lines)
+
+
+def _reproduce(args):
+    dsets = _split_names(args.datasets, tuple(DATASETS), "datasets")
+    methods = _split_names(args.methods, METHODS, "methods")
+    results = []
+    for dataset in dsets:
+        for method in methods:
+            for seed in range(args.seeds):
+                config = _config(args, dataset, method, seed)
+                out = args.out / config.name
+                existing = out / "results.json"
+                if existing.exists() and json.loads(existing.read_text())["config"] == (
+                    dataclasses.asdict(config)
+                ):
+                    r = json.loads(existing.read_text())
+                    print(f"{config.name}: done before, test Jaccard {r['test_jaccard']:.2f}")
+                else:
+                    print(f"{config.name}: training", flush=True)
+                    r = run(config, out, progress=not args.quiet)
+                    print(f"{config.name}: test Jaccard {r['test_jaccard']:.2f} "
+                          f"(best epoch {r['best_epoch']})", flush=True)
+                results.append(r)
+    table = summarise(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.json").write_text(json.dumps(table, indent=1))
+    print("\nTest Jaccard x100, mean ± std over seeds (seconds per training epoch)")
+    print(format_table(table))
+    return table
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="setfix",
-        description="Learn set functions from an optimal-subset oracle (iDiffMF).",
-    )
-    sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser(
-        "demo", help="train iDiffMF on synthetic two-moons sets (the default command)"
-    )
-    for q in (parser, p):
-        q.add_argument("--epochs", type=int, default=5)
-        q.add_argument("--train-sets", type=int, default=640)
-        q.add_argument("--test-sets", type=int, default=256,
-                       help="validation and test sets (each)")
-        q.add_argument("--batch-size", type=int, default=32)
-        q.add_argument("--lr", type=float, default=1e-3)
-        q.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    for name in ("epochs", "train_sets", "test_sets", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer")
-    for name in ("train_sets", "test_sets"):
-        if getattr(args, name) > 1000:
-            parser.error(f"--{name.replace('_', '-')} must be at most 1000 (sets per split)")
-    if args.batch_size > args.train_sets:
-        parser.error("--batch-size must not exceed --train-sets")
-    demo(args)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["train"] + argv
+    args = _parser().parse_args(argv)
+    if os.environ.get("SETFIX_DISTRIBUTED"):
+        import jax
+
+        jax.distributed.initialize()  # coordinator etc. from the environment
+    try:
+        if args.command == "train":
+            _train(args)
+        elif args.command == "evaluate":
+            scores = evaluate_run(args.run, args.split)
+            print(f"{args.split} Jaccard: {scores['jaccard']:.2f} "
+                  f"(converged: {100 * scores['converged']:.1f}%)")
+        else:
+            _reproduce(args)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"setfix {args.command}: error: {error}") from None
 
 
 if __name__ == "__main__":

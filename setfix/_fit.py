@@ -3,6 +3,7 @@
 import json
 import pathlib
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import equinox as eqx
@@ -15,10 +16,11 @@ from tqdm import tqdm
 
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import SetDataset
-from ._losses import mean_field_nll, sample_negatives
-from ._mean_field import MeanField, mean_over_converged
+from ._losses import sample_negatives
+from ._method import AbstractMethod
 from ._metrics import jaccard, predict
 from ._set_function import AbstractSetFunction
+from ._sharding import DataParallel
 
 
 class FitResult(eqx.Module):
@@ -41,25 +43,54 @@ class FitResult(eqx.Module):
 
 @eqx.filter_jit
 def _evaluate_batch(model, method, items, mask, target, key):
-    sol = method(model, items, mask, key=key)
+    sol = method.solve(model, items, mask, key=key)
     pred = predict(sol.psi, mask, jnp.sum(target & mask, axis=-1))
     return jaccard(pred, target, mask), sol.converged
 
 
+def _check_method(method, name="method"):
+    if not isinstance(method, AbstractMethod):
+        raise TypeError(
+            f"`{name}` must be a setfix method such as `setfix.idiffmf()` or a "
+            f"`setfix.MeanField`, got {type(method).__name__}."
+        )
+
+
 def evaluate(
     model: AbstractSetFunction,
-    method: MeanField,
+    method: AbstractMethod,
     data: SetDataset,
     *,
     key: PRNGKeyArray,
     batch_size: int = 256,
+    devices: Sequence[jax.Device] | None = None,
 ) -> dict[str, float]:
-    """Solves the fixed point on every set of `data` and predicts the top-|S*| items.
-    Returns `{"jaccard": mean Jaccard x100, "converged": fraction of converged solves}`.
-    Deterministic for a given `key`."""
+    """Infers $\\psi$ on every set of `data` with `method` (for a
+    [`setfix.MeanField`][]: solves the fixed point) and predicts the top-$|S^*|$ items.
+
+    Returns `{"jaccard": mean Jaccard index x100, "converged": fraction of sets whose
+    solve converged}`; sets whose solve did not converge count with their prediction
+    (so the figure is honest about them) and are reported in `converged`.
+    Deterministic for a given `key`.
+
+    **Arguments:**
+
+    - `model`: the set function.
+    - `method`: how $\\psi$ is inferred, e.g. the training method or
+        [`setfix.reference_prediction`][].
+    - `data`: the sets to evaluate on.
+    - `key`: PRNG key of the estimator's samples.
+    - `batch_size`: sets per solve.
+    - `devices`: the devices to split each batch over (default: all).
+    """
+    _check_method(method)
+    if not isinstance(data, SetDataset):
+        raise TypeError(f"`data` must be a setfix.SetDataset, got {type(data).__name__}.")
+    parallel = DataParallel(devices)
+    model = parallel.replicate(model)
     scores, converged = [], []
-    for i, (items, mask, target) in enumerate(data.batches(batch_size)):
-        s, c = _evaluate_batch(model, method, items, mask, target, jax.random.fold_in(key, i))
+    for i, batch in enumerate(data.batches(batch_size)):
+        s, c = _evaluate_batch(model, method, *parallel.batch(*batch), jax.random.fold_in(key, i))
         scores.append(np.asarray(s))
         converged.append(np.asarray(c))
     return {"jaccard": 100 * float(np.mean(np.concatenate(scores))),
@@ -69,62 +100,70 @@ def evaluate(
 def _train_step(model, opt_state, items, mask, target, key, *, method, optimizer, neg_num):
     solve_key, negative_key = jax.random.split(key)
     negatives = sample_negatives(negative_key, target, mask, neg_num)
-
-    def loss_fn(model):
-        sol = method(model, items, mask, key=solve_key)
-        loss = mean_over_converged(mean_field_nll(sol.psi, target, mask, negatives),
-                                   sol.converged)
-        return loss, sol
-
-    (loss, sol), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model)
-    updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
-    stats = (loss, jnp.mean(sol.num_steps), jnp.mean(sol.converged))
-    return eqx.apply_updates(model, updates), opt_state, stats
+    return method.update(model, opt_state, items, mask, target, negatives, key=solve_key,
+                         optimizer=optimizer)
 
 
 def fit(
     model: AbstractSetFunction,
-    method: MeanField,
+    method: AbstractMethod,
     train: SetDataset,
     val: SetDataset,
     *,
     key: PRNGKeyArray,
     optimizer: optax.GradientTransformation | None = None,
+    learning_rate: float = 1e-4,
+    weight_decay: float = 0.0,
     batch_size: int = 128,
     epochs: int = 100,
     patience: int = 6,
     neg_num: int | None = 1,
+    inference: AbstractMethod | None = None,
     checkpoint: str | pathlib.Path | None = None,
+    devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Learns the set function from oracle examples by minimising the mean-field
-    negative log-likelihood of $S^*$ at the solved fixed point (over the converged
-    sets), with early stopping on the validation Jaccard index.
+    """Learns the set function from oracle examples with `method` (for a
+    [`setfix.MeanField`][]: minimises the mean-field negative log-likelihood of $S^*$
+    at the solved fixed point, over the converged sets), one jitted step per batch,
+    with early stopping on the validation Jaccard index.
 
     **Arguments:**
 
     - `model`: the initial set function.
-    - `method`: the [`setfix.MeanField`][] that solves (and differentiates) each set.
+    - `method`: how to train and infer, e.g. `setfix.idiffmf()` or `setfix.diffmf()`.
     - `train`, `val`: the training and validation sets.
     - `key`: PRNG key; epoch `e` splits `fold_in(key, e)` into keys for shuffling,
         training and validation, so a resumed run repeats an uninterrupted one.
-    - `optimizer`: an Optax transformation (default: clip global norm 10, then Adam
-        with learning rate 1e-4, as the reference).
+    - `optimizer`: an Optax transformation. Default: clip the global norm to 10, then
+        Adam with `learning_rate` (AdamW when `weight_decay > 0`), as the references.
+    - `learning_rate`, `weight_decay`: of the default optimiser.
     - `batch_size`: sets per step (the last incomplete batch is dropped in training).
     - `epochs`: the most epochs.
     - `patience`: stop after this many epochs without a better validation Jaccard.
     - `neg_num`: negatives per member of $S^*$ in the loss (`None`: all non-members).
+    - `inference`: how $\\psi$ is inferred for validation (default: `method`), e.g.
+        [`setfix.reference_prediction`][]`(method)`.
     - `checkpoint`: a file to save the state to after every epoch and to resume from
         if it exists (its history goes beside it as JSON).
-    - `progress`: show a progress bar.
+    - `devices`: the devices each batch is split over (default: all of `jax.devices()`;
+        parameters are replicated).
+    - `progress`: show a progress bar and a line per epoch.
     """
+    _check_method(method)
+    inference = method if inference is None else inference
+    _check_method(inference, "inference")
+    for name, value in (("train", train), ("val", val)):
+        if not isinstance(value, SetDataset):
+            raise TypeError(f"`{name}` must be a setfix.SetDataset, got {type(value).__name__}.")
     for name, value in (("batch_size", batch_size), ("epochs", epochs),
                         ("patience", patience)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
     if optimizer is None:
-        optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(1e-4))
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_array))
+        optimizer = default_optimizer(learning_rate, weight_decay)
+    parallel = DataParallel(devices)
+    opt_state = method.init_optimizer(optimizer, model)
     state = (model, opt_state, model, jnp.array(0), jnp.array(-1.0), jnp.array(0))
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
@@ -137,6 +176,7 @@ def fit(
     model, opt_state, best_model, done, best, bad = state
     done, best, bad = int(done), float(best), int(bad)
     best_epoch = max((r["epoch"] for r in history if r["val_jaccard"] == best), default=0)
+    model, opt_state = parallel.replicate((model, opt_state))
 
     step = eqx.filter_jit(
         lambda m, o, x, k, t, key: _train_step(  # noqa: E731
@@ -150,24 +190,26 @@ def fit(
         start = time.perf_counter()
         shuffle_key, train_key, val_key = jax.random.split(jax.random.fold_in(key, epoch), 3)
         seed = int(jax.random.randint(shuffle_key, (), 0, 2**31 - 1))
-        rng = np.random.default_rng(seed)
-        losses, steps, conv = [], [], []
-        batches = train.batches(batch_size, rng=rng, drop_last=drop_last)
+        batches = train.batches(batch_size, rng=np.random.default_rng(seed),
+                                drop_last=drop_last)
         bar = tqdm(batches, total=len(train) // batch_size or 1, disable=not progress,
                    desc=f"epoch {epoch}", leave=False)
-        for i, (items, mask, target) in enumerate(bar):
-            model, opt_state, (loss, num_steps, converged) = step(
-                model, opt_state, items, mask, target, jax.random.fold_in(train_key, i)
-            )
-            losses.append(float(loss))
-            steps.append(float(num_steps))
-            conv.append(float(converged))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}", steps=f"{steps[-1]:.1f}")
-        scores = evaluate(model, method, val, key=val_key)
-        record = {"epoch": epoch, "loss": float(np.mean(losses)),
+        totals: dict[str, list[float]] = {}
+        for i, batch in enumerate(bar):
+            model, opt_state, stats = step(model, opt_state, *parallel.batch(*batch),
+                                           jax.random.fold_in(train_key, i))
+            for name, value in stats.items():
+                totals.setdefault(name, []).append(float(value))
+            bar.set_postfix(loss=f"{totals['loss'][-1]:.4f}",
+                            steps=f"{totals['num_steps'][-1]:.1f}")
+        train_seconds = time.perf_counter() - start
+        scores = evaluate(model, inference, val, key=val_key, devices=devices)
+        means = {name: float(np.mean(values)) for name, values in totals.items()}
+        record = {"epoch": epoch, "loss": means.pop("loss"),
                   "val_jaccard": scores["jaccard"], "val_converged": scores["converged"],
-                  "train_steps": float(np.mean(steps)),
-                  "train_converged": float(np.mean(conv)),
+                  "train_steps": means.pop("num_steps"),
+                  "train_converged": means.pop("converged"), **means,
+                  "train_seconds": train_seconds,
                   "seconds": time.perf_counter() - start}
         history.append(record)
         if progress:
@@ -185,3 +227,18 @@ def fit(
                                          jnp.array(best), jnp.array(bad)))
             sidecar.write_text(json.dumps({"history": history}, indent=1))
     return FitResult(best_model, history, best_epoch, best)
+
+
+def default_optimizer(
+    learning_rate: float = 1e-4, weight_decay: float = 0.0, clip: float = 10.0
+) -> optax.GradientTransformation:
+    """The references' optimiser: clip the global gradient norm to `clip`, then Adam
+    with `learning_rate` (AdamW with decoupled `weight_decay` when it is positive)."""
+    for name, value in (("learning_rate", learning_rate), ("clip", clip)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
+    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        raise ValueError(f"`weight_decay` must be a non-negative number, got {weight_decay!r}.")
+    adam = (optax.adamw(learning_rate, weight_decay=weight_decay) if weight_decay > 0
+            else optax.adam(learning_rate))
+    return optax.chain(optax.clip_by_global_norm(clip), adam)

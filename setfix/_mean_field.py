@@ -7,14 +7,16 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._evaluator import _PooledReadout, _SubsetReadout, split_set_function
+from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
 from ._scaling import AbstractScaling, NormScaling
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
+from ._solution import MeanFieldSolution
 from ._spectral import spectral_norm
 from ._trace import traced
 from ._validate import check_items_and_mask, check_psi
@@ -175,54 +177,7 @@ def residual(
     return mapped - jnp.where(mask if mask is not None else True, psi, 0)
 
 
-class MeanFieldSolution(eqx.Module):
-    """The result of [`setfix.MeanField`][], per set.
-
-    **Attributes:**
-
-    - `psi`: the fixed point $\\psi^*$ (zero on padded items).
-    - `num_steps`: the number of solver steps taken.
-    - `residual`: $\\max_i |T(\\psi^*)_i - \\psi^*_i|$ at the returned point.
-    - `converged`: whether the solver met its tolerance within `max_steps` and the
-        result is finite. Never raised: see [`setfix.mean_over_converged`][].
-    - `residual_trace`: with `MeanField(trace=True)`, $\\max_i |T(\\psi_k) -
-        \\psi_k|_i$ at the start of each step $k$ (NaN after the last step); else `None`.
-    - `omega`: with `MeanField(estimate_omega=True)`, an estimate of
-        $\\lVert \\partial T / \\partial \\psi \\rVert_2$ at $\\psi^*$ (the local
-        contraction factor); else `None`.
-    """
-
-    psi: Float[Array, "*batch n"]
-    num_steps: Int[Array, "*batch"]
-    residual: Float[Array, "*batch"]
-    converged: Bool[Array, "*batch"]
-    residual_trace: Float[Array, "*batch max_steps"] | None = None
-    omega: Float[Array, "*batch"] | None = None
-
-
-def mean_over_converged(
-    values: Float[Array, " *batch"], converged: Bool[Array, " *batch"]
-) -> Float[Array, ""]:
-    """The mean of per-set `values` (e.g. losses) over the sets whose solve converged;
-    zero when none did. Unconverged sets contribute neither value nor gradient.
-
-    **Arguments:**
-
-    - `values`: one value per set.
-    - `converged`: `MeanFieldSolution.converged`, of the same shape.
-    """
-    values = jnp.asarray(values)
-    converged = jnp.asarray(converged)
-    if values.shape != converged.shape:
-        raise ValueError(
-            f"`values` of shape {values.shape} and `converged` of shape "
-            f"{converged.shape} must match."
-        )
-    kept = jnp.where(converged, values, 0)
-    return jnp.sum(kept) / jnp.maximum(jnp.sum(converged), 1)
-
-
-class MeanField(eqx.Module):
+class MeanField(AbstractMethod):
     r"""Solves the mean-field fixed point $\psi^* = \sigma(\text{scale}(\nabla_\psi
     \tilde F(\psi^*, \theta)))$ of a set function on a ground set, differentiably.
 
@@ -348,6 +303,17 @@ class MeanField(eqx.Module):
         return eqx.filter_vmap(solve, in_axes=(axes, 0, 0, 0, 0, 0))(
             readout, embedding, mask, noise, psi0, keys
         )
+
+    def solve(
+        self,
+        model: AbstractSetFunction,
+        items: Float[Array, "*batch n d"],
+        mask: Bool[Array, "*batch n"] | None = None,
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> MeanFieldSolution:
+        """The same as calling the method: the solved fixed point from $\\psi = 0.5$."""
+        return self(model, items, mask, key=key)
 
     def _solve(self, fn, readout, embedding, mask, noise, psi0, key):
         args = (readout, embedding, mask, noise)

@@ -1,5 +1,6 @@
 """Prediction from mean-field parameters and the Jaccard index."""
 
+import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
@@ -16,12 +17,16 @@ def predict(
 
     - `psi`: mean-field parameters.
     - `mask`: which items are real; padded items are never predicted.
-    - `k`: the subset size, one per set or one for all.
+    - `k`: the subset size, one per set or one for all; more than the set's real items
+        is an error (also under `jit`).
     """
     psi = jnp.asarray(psi)
     if jnp.shape(mask) != psi.shape:
         raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
     k = jnp.broadcast_to(jnp.asarray(k), psi.shape[:-1])
+    size = jnp.sum(mask, axis=-1)
+    k = eqx.error_if(k, (k < 0) | (k > size),
+                     "`k` must lie in [0, |V|] for every set (|S*| > |V|?).")
     scores = jnp.where(mask, psi, -jnp.inf)
     order = jnp.argsort(-scores, axis=-1, stable=True)
     ranks = jnp.argsort(order, axis=-1)

@@ -9,8 +9,8 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, split_set_function
-from ._exact import Exact, all_subsets
-from ._mean_field import _SetMap, _check_key, _noise
+from ._exact import all_subsets, Exact
+from ._mean_field import _check_key, _noise, _SetMap
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
 from ._spectral import spectral_norm

@@ -1,9 +1,9 @@
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-import equinox as eqx
 
 import setfix as sf
 

@@ -1,24 +1,75 @@
+import json
 import subprocess
 import sys
 
+import pytest
 
-def test_demo_runs_and_learns():
-    """The main job at a small size: it trains, reports every epoch and a final test
-    Jaccard above chance (a random top-10 of 100 points scores about 5.6)."""
-    out = subprocess.run(
-        [sys.executable, "-m", "setfix", "demo", "--epochs", "1", "--train-sets", "64",
-         "--test-sets", "32", "--batch-size", "32"],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
-    last = out.stdout.strip().splitlines()[-1]
+from setfix._cli import main
+
+
+TINY = ["--epochs", "1", "--train-sets", "32", "--val-sets", "16", "--test-sets", "16",
+        "--batch-size", "16", "--quiet"]
+
+
+def _setfix(*args):
+    return subprocess.run([sys.executable, "-m", "setfix", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    """`setfix train` at a tiny size writes the run directory, and `setfix evaluate`
+    re-reads it and reproduces the test Jaccard exactly (a random top-10 of 100 points
+    scores about 5.6)."""
+    out = tmp_path / "run"
+    main(["train", *TINY, "--out", str(out)])
+    last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("final test Jaccard:")
-    assert float(last.split(":")[1]) > 20
+    score = float(last.split(":")[1])
+    assert score > 20
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["method"] == "idiffmf" and len(results["history"]) == 1
+    assert {"test_jaccard", "seconds_per_epoch", "best_epoch"} <= set(results)
+    assert results["test_jaccard"] == pytest.approx(score, abs=0.005)
+    main(["evaluate", str(out)])
+    assert capsys.readouterr().out.startswith(f"test Jaccard: {score:.2f}")
 
 
-def test_demo_rejects_bad_arguments():
-    out = subprocess.run(
-        [sys.executable, "-m", "setfix", "demo", "--batch-size", "0"],
-        capture_output=True, text=True,
-    )
-    assert out.returncode == 2 and "--batch-size" in out.stderr
+def test_no_command_is_train(tmp_path, capsys):
+    main([*TINY, "--out", str(tmp_path / "r"), "--method", "diffmf"])
+    assert "final test Jaccard" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["method"] == "diffmf"
+
+
+def test_reproduce_prints_a_table(tmp_path, capsys):
+    args = ["reproduce", "--datasets", "moons", "--methods", "idiffmf,equivset_copula",
+            "--seeds", "2", "--out", str(tmp_path), *TINY]
+    main(args)
+    out = capsys.readouterr().out
+    assert "idiffmf-fro" in out and "equivset_copula" in out and "±" in out
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert table["moons"]["idiffmf-fro"]["runs"] == 2
+    main(args)  # finished runs are read back, not repeated
+    assert "done before" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--dataset", "mnist"], "--dataset"),
+        (["train", "--method", "magic"], "--method"),
+        (["train", "--lr", "-1e-3"], "--lr"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["reproduce", "--methods", "idiffmf,magic"], "magic"),
+        (["evaluate", "/no/such/run"], "does not exist"),
+    ],
+)
+def test_bad_arguments(args, message, capsys):
+    with pytest.raises(SystemExit) as error:
+        main(args)
+    text = capsys.readouterr().err + str(error.value.code)
+    assert error.value.code != 0 and message in text
+
+
+def test_entry_point_runs_as_a_module():
+    out = _setfix("--help")
+    assert out.returncode == 0 and "reproduce" in out.stdout

@@ -1,0 +1,251 @@
+"""One experiment from a plain configuration: data, model, method, training, test score.
+This is what the `setfix` command runs; a run directory holds its configuration, the
+training checkpoint, the best model and a results JSON."""
+
+import dataclasses
+import json
+import pathlib
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from . import datasets
+from ._checkpoint import load_checkpoint, save_checkpoint
+from ._dataset import SetDataset
+from ._equivset import AmortizedSetFunction, RecognitionNetwork
+from ._fit import evaluate, fit
+from ._method import AbstractMethod
+from ._methods import (
+    diffmf,
+    equivset_copula,
+    equivset_ind,
+    idiffmf,
+    onestep,
+    reference_prediction,
+)
+from ._scaling import ConstantScaling, NormScaling, NoScaling
+from ._set_function import AbstractSetFunction, DeepSet
+
+
+DATASETS = {"moons": datasets.moons, "gaussian": datasets.gaussian}
+METHODS = ("idiffmf", "onestep", "diffmf", "equivset_ind", "equivset_copula")
+SCALINGS = ("fro", "nuc", "c", "none")
+PREDICTIONS = ("solve", "reference")
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A training run, fully described by plain values (saved as `config.json`).
+
+    **Fields:** `dataset` (a name in `DATASETS`), `method` (a name in `METHODS`),
+    `scaling` (`fro`, `nuc`, `c` or `none`; iDiffMF and the one-step gradient), `c`
+    (of `ConstantScaling`), `over` (`set` or `batch`), `num_samples`, `seed`, `epochs`,
+    `patience`, `learning_rate`, `weight_decay`, `batch_size`, `train_sets`,
+    `val_sets`, `test_sets` (the first this many sets of each split; `None`: all),
+    `prediction` (`solve` the fixed point, or the `reference` one step from 0.5).
+    """
+
+    dataset: str = "moons"
+    method: str = "idiffmf"
+    scaling: str = "fro"
+    c: float = 1.0
+    over: str = "set"
+    num_samples: int = 5
+    seed: int = 0
+    epochs: int = 100
+    patience: int = 6
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    train_sets: int | None = None
+    val_sets: int | None = None
+    test_sets: int | None = None
+    prediction: str = "solve"
+
+    def __post_init__(self):
+        for name, options in (("dataset", tuple(DATASETS)), ("method", METHODS),
+                              ("scaling", SCALINGS), ("over", ("set", "batch")),
+                              ("prediction", PREDICTIONS)):
+            if getattr(self, name) not in options:
+                raise ValueError(
+                    f"unknown {name} {getattr(self, name)!r}; expected one of "
+                    f"{', '.join(options)}."
+                )
+        for name in ("num_samples", "epochs", "patience", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        for name in ("train_sets", "val_sets", "test_sets"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer or None, got {value!r}.")
+        if not self.learning_rate > 0:
+            raise ValueError(f"`learning_rate` must be positive, got {self.learning_rate!r}.")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"`weight_decay` must be non-negative, got {self.weight_decay!r}.")
+        if not self.c > 0:
+            raise ValueError(f"`c` must be positive, got {self.c!r}.")
+
+    @property
+    def name(self) -> str:
+        """A short label, e.g. `moons-idiffmf-fro-s0`."""
+        parts = [self.dataset, self.method]
+        if self.method in ("idiffmf", "onestep"):
+            parts.append(self.scaling + ("-batch" if self.over == "batch" else ""))
+        return "-".join(parts + [f"s{self.seed}"])
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> "Experiment":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown configuration fields {sorted(unknown)}.")
+        return cls(**values)
+
+
+def build_scaling(config: Experiment):
+    if config.scaling == "none":
+        return NoScaling()
+    if config.scaling == "c":
+        return ConstantScaling(config.c)
+    return NormScaling(config.scaling, over=config.over)
+
+
+def build_method(config: Experiment) -> AbstractMethod:
+    """The method named by `config.method`."""
+    m = config.num_samples
+    if config.method == "idiffmf":
+        return idiffmf(build_scaling(config), num_samples=m)
+    if config.method == "onestep":
+        return onestep(build_scaling(config), num_samples=m)
+    if config.method == "diffmf":
+        return diffmf(num_samples=m)
+    if config.method == "equivset_ind":
+        return equivset_ind(num_samples=m)
+    return equivset_copula(num_samples=m)
+
+
+def build_inference(config: Experiment, method: AbstractMethod) -> AbstractMethod:
+    """The prediction rule: the method's own inference, or the reference one step."""
+    if config.prediction == "reference":
+        if config.method.startswith("equivset"):
+            raise ValueError("`prediction='reference'` applies to the mean-field methods, "
+                             "not to EquiVSet.")
+        return reference_prediction(method)  # pyright: ignore
+    return method
+
+
+def build_model(config: Experiment, in_features: int, key) -> AbstractSetFunction:
+    """The reference architecture: a DeepSet (plus a recognition network for EquiVSet)."""
+    f_key, q_key = jax.random.split(key)
+    model = DeepSet(in_features, key=f_key)
+    if config.method.startswith("equivset"):
+        model = AmortizedSetFunction(model, RecognitionNetwork(in_features, key=q_key))
+    return model
+
+
+def load_splits(config: Experiment) -> tuple[SetDataset, SetDataset, SetDataset]:
+    train, val, test = DATASETS[config.dataset]()
+    return (train[: config.train_sets], val[: config.val_sets], test[: config.test_sets])
+
+
+def _keys(config):
+    return jax.random.split(jax.random.key(config.seed), 3)
+
+
+def run(
+    config: Experiment,
+    out: str | pathlib.Path | None = None,
+    *,
+    progress: bool = True,
+    splits: tuple[SetDataset, SetDataset, SetDataset] | None = None,
+) -> dict[str, Any]:
+    """Trains, evaluates on the test split and returns the results (config, per-epoch
+    history, timings, best epoch, validation and test Jaccard). With `out`, writes
+    `config.json`, `checkpoint.eqx` (resumed from if present), `best.eqx` and
+    `results.json` there."""
+    start = time.perf_counter()
+    train, val, test = load_splits(config) if splits is None else splits
+    model_key, fit_key, test_key = _keys(config)
+    model = build_model(config, train.items.shape[-1], model_key)
+    method = build_method(config)
+    inference = build_inference(config, method)
+    checkpoint = None
+    if out is not None:
+        out = pathlib.Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        config_path = out / "config.json"
+        if config_path.exists() and json.loads(config_path.read_text()) != config.to_json():
+            raise ValueError(
+                f"`{out}` holds a run with a different configuration; choose another "
+                "output directory (or delete it)."
+            )
+        config_path.write_text(json.dumps(config.to_json(), indent=1))
+        checkpoint = out / "checkpoint.eqx"
+    result = fit(model, method, train, val, key=fit_key,
+                 learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+                 batch_size=min(config.batch_size, len(train)), epochs=config.epochs,
+                 patience=config.patience, inference=inference, checkpoint=checkpoint,
+                 progress=progress)
+    scores = evaluate(result.model, inference, test, key=test_key)
+    history = result.history
+    results = {
+        "config": config.to_json(),
+        "name": config.name,
+        "test_jaccard": scores["jaccard"],
+        "test_converged": scores["converged"],
+        "best_epoch": result.best_epoch,
+        "best_val_jaccard": result.best_val_jaccard,
+        "epochs_run": len(history),
+        "seconds_per_epoch": float(np.mean([r["train_seconds"] for r in history])),
+        "total_seconds": time.perf_counter() - start,
+        "devices": [str(d) for d in jax.devices()],
+        "history": history,
+    }
+    if out is not None:
+        save_checkpoint(out / "best.eqx", result.model)
+        (out / "model.json").write_text(json.dumps({"in_features": train.items.shape[-1]}))
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def load_run(path: str | pathlib.Path) -> tuple[Experiment, AbstractSetFunction]:
+    """The configuration and best model of a run directory (or of its `best.eqx`)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"`{path}` does not exist.")
+    directory = path if path.is_dir() else path.parent
+    model_path = directory / "best.eqx" if path.is_dir() else path
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(
+            f"`{config_path}` does not exist: `{path}` is not a setfix run directory."
+        )
+    try:
+        config = Experiment.from_json(json.loads(config_path.read_text()))
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ValueError(f"`{config_path}` is not a valid configuration: {error}") from error
+    try:
+        in_features = json.loads((directory / "model.json").read_text())["in_features"]
+    except (OSError, json.JSONDecodeError, KeyError) as error:
+        raise ValueError(
+            f"`{directory / 'model.json'}` is missing or invalid: the run did not finish."
+        ) from error
+    like = build_model(config, in_features, jax.random.key(0))
+    return config, load_checkpoint(model_path, like)
+
+
+def evaluate_run(path: str | pathlib.Path, split: str = "test") -> dict[str, float]:
+    """Re-evaluates the best model of a run on one split, with the run's test key."""
+    config, model = load_run(path)
+    names = ("train", "val", "test")
+    if split not in names:
+        raise ValueError(f"`split` must be one of {names}, got {split!r}.")
+    data = load_splits(config)[names.index(split)]
+    method = build_inference(config, build_method(config))
+    return evaluate(model, method, data, key=_keys(config)[2])

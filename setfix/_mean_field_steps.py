@@ -1,0 +1,111 @@
+"""A fixed number of mean-field steps, differentiated by unrolling (DiffMF)."""
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
+
+from ._estimator import AbstractEstimator
+from ._mean_field import _BatchMap, _check_key, _initial, _noise, _SetMap, _split
+from ._method import AbstractMethod
+from ._misc import stop_gradient_tree
+from ._monte_carlo import MonteCarlo
+from ._scaling import AbstractScaling, NoScaling
+from ._set_function import AbstractSetFunction
+from ._solution import MeanFieldSolution
+from ._validate import check_items_and_mask
+
+
+class MeanFieldSteps(AbstractMethod):
+    r"""Exactly $K$ applications of the mean-field map from an initial point,
+    $\psi_{k+1} = T(\psi_k) = \sigma(\text{scale}(\nabla_\psi \tilde F(\psi_k)))$,
+    differentiated by backpropagating through all of them (memory $O(K)$).
+
+    This is DiffMF of Ou et al. (2022) with $K = 5$ from $\psi_0 = 0.5$ and no
+    scaling, and, with $K = 1$, the prediction rule of the published iDiffMF code (one
+    step from $\psi = 0.5$, see [`setfix.reference_prediction`][]). The $K$-th iterate
+    *is* the method's output, so it is not a solve to a tolerance: `converged` only
+    says that it is finite, and `residual` reports how far it is from a fixed point.
+    To solve to a tolerance, use [`setfix.MeanField`][] (with [`setfix.Unrolled`][]
+    for DiffMF-style gradients).
+    """
+
+    estimator: AbstractEstimator = MonteCarlo()
+    scaling: AbstractScaling = NoScaling()
+    steps: int = 5
+    initial: float = 0.5
+
+    def __check_init__(self):
+        if not isinstance(self.estimator, AbstractEstimator):
+            raise TypeError(f"`estimator` must be a setfix estimator, got {self.estimator!r}.")
+        if not isinstance(self.scaling, AbstractScaling):
+            raise TypeError(f"`scaling` must be a setfix scaling, got {self.scaling!r}.")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"`steps` must be a positive integer, got {self.steps!r}.")
+        if not 0 <= self.initial <= 1:
+            raise ValueError(f"`initial` must lie in [0, 1], got {self.initial!r}.")
+
+    def __call__(
+        self,
+        f: AbstractSetFunction,
+        items: Float[Array, "*batch n d"],
+        mask: Bool[Array, "*batch n"] | None = None,
+        *,
+        key: PRNGKeyArray | None = None,
+        psi0: Float[Array, "*batch n"] | None = None,
+    ) -> MeanFieldSolution:
+        """**Arguments:**
+
+        - `f`: the set function $F_\\theta$.
+        - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch.
+        - `mask`: boolean, false for padded items (`None`: all items are real).
+        - `key`: the PRNG key of the estimator's samples (common to all $K$ steps).
+        - `psi0`: the initial point (default `initial` on every real item).
+
+        **Returns:** a [`setfix.MeanFieldSolution`][] holding $\\psi_K$.
+        """
+        if not isinstance(f, AbstractSetFunction):
+            raise TypeError(
+                f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}."
+            )
+        items, mask = check_items_and_mask(items, mask)
+        key = _check_key(self.estimator, key)
+        batched = items.ndim == 3
+        readout, embedding, axes = _split(f, items, batched)
+        args = (readout, embedding, mask, _noise(self.estimator, key, mask))
+        if psi0 is None:
+            psi0 = jnp.full(mask.shape, self.initial, embedding.dtype)
+        psi = _initial(psi0, mask, embedding.dtype)
+        fn = _BatchMap(self.estimator, self.scaling, axes) if batched else _SetMap(
+            self.estimator, self.scaling
+        )
+        psi = jax.lax.scan(
+            lambda p, _: (fn.fixed_point(p, args), None), psi, length=self.steps
+        )[0]
+        res = jnp.max(jnp.abs(fn.residual(*stop_gradient_tree((psi, args)))), axis=-1)
+        return MeanFieldSolution(
+            psi=psi,
+            num_steps=jnp.full(mask.shape[:-1], self.steps),
+            residual=res,
+            converged=jnp.all(jnp.isfinite(psi), axis=-1),
+        )
+
+    def solve(
+        self,
+        model: AbstractSetFunction,
+        items: Float[Array, "*batch n d"],
+        mask: Bool[Array, "*batch n"] | None = None,
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> MeanFieldSolution:
+        """The same as calling the method with the default initial point."""
+        return self(model, items, mask, key=key)
+
+
+MeanFieldSteps.__init__.__doc__ = """**Arguments:**
+
+- `estimator`: estimator of $\\nabla \\tilde F$, e.g. `setfix.MonteCarlo(num_samples=5)`.
+- `scaling`: scaling of the gradient before the sigmoid (DiffMF: `setfix.NoScaling()`).
+- `steps`: the number $K$ of map applications.
+- `initial`: the initial value of $\\psi$ on every item (when no `psi0` is passed).
+"""
+

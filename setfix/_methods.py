@@ -1,0 +1,116 @@
+"""The methods of the papers as compositions of setfix's pieces, each named here once."""
+
+import lineax as lx
+import optimistix as optx
+
+from ._adjoints import OneStep
+from ._equivset import EquiVSet
+from ._mean_field import MeanField
+from ._mean_field_steps import MeanFieldSteps
+from ._monte_carlo import MonteCarlo
+from ._scaling import AbstractScaling, NormScaling, NoScaling
+
+
+def idiffmf(
+    scaling: AbstractScaling = NormScaling("fro"),
+    *,
+    num_samples: int = 5,
+    hessian: str = "score",
+    tolerance: float = 1e-5,
+    max_steps: int = 100,
+    solver: optx.AbstractFixedPointSolver | optx.AbstractRootFinder | None = None,
+    linear_solver: lx.AbstractLinearSolver | None = None,
+) -> MeanField:
+    r"""iDiffMF (Özcan, Shi & Ioannidis 2025): solve the scaled fixed point to
+    `tolerance` and differentiate it with the implicit function theorem, using the
+    Monte Carlo estimator's multilinear-Hessian JVP (a true implicit gradient; the
+    published code's gradient is [`setfix.onestep`][]).
+
+    The paper's variants are the scalings: iDiffMF$_c$ is `ConstantScaling(c)`,
+    iDiffMF$_2$ is `NormScaling("fro")` and iDiffMF$_*$ is `NormScaling("nuc")`; per
+    set (`over="set"`, the default, where both norms are the $\ell_2$ norm) or, as
+    published, over the whole batch (`over="batch"`).
+
+    **Arguments:**
+
+    - `scaling`: the scaling of the gradient.
+    - `num_samples`: Monte Carlo samples per gradient estimate.
+    - `hessian`: the Hessian-JVP estimator of [`setfix.MonteCarlo`][].
+    - `tolerance`: relative and absolute tolerance of the solve and of the adjoint.
+    - `max_steps`: the most solver steps; slower solves are reported as not converged.
+    - `solver`: the fixed-point solver (default `optx.FixedPointIteration`).
+    - `linear_solver`: the adjoint's linear solver (default `lx.GMRES`).
+    """
+    if solver is None:
+        solver = optx.FixedPointIteration(rtol=tolerance, atol=tolerance)
+    if linear_solver is None:
+        linear_solver = lx.GMRES(rtol=tolerance, atol=tolerance)
+    return MeanField(MonteCarlo(num_samples, hessian=hessian), scaling, solver,
+                     optx.ImplicitAdjoint(linear_solver), max_steps)
+
+
+def onestep(
+    scaling: AbstractScaling = NormScaling("fro"),
+    *,
+    num_samples: int = 5,
+    tolerance: float = 1e-5,
+    max_steps: int = 100,
+) -> MeanField:
+    r"""The gradient the published iDiffMF code computes: solve to `tolerance`, then
+    differentiate one map step at the solution, $\partial_\theta T(\psi^*)$ (the
+    estimator's Hessian is zero under autodiff there; Jacobian-free backpropagation).
+
+    **Arguments:** as [`setfix.idiffmf`][].
+    """
+    return MeanField(MonteCarlo(num_samples, hessian="zero"), scaling,
+                     optx.FixedPointIteration(rtol=tolerance, atol=tolerance),
+                     OneStep(1), max_steps)
+
+
+def diffmf(
+    steps: int = 5,
+    *,
+    num_samples: int = 5,
+    scaling: AbstractScaling = NoScaling(),
+) -> MeanFieldSteps:
+    r"""DiffMF (Ou et al. 2022): `steps` unscaled mean-field steps from $\psi = 0.5$,
+    differentiated by unrolling.
+
+    **Arguments:**
+
+    - `steps`: the number $K$ of steps (the paper: 5).
+    - `num_samples`: Monte Carlo samples per gradient estimate.
+    - `scaling`: the scaling of the gradient (DiffMF: none).
+    """
+    return MeanFieldSteps(MonteCarlo(num_samples, hessian="zero"), scaling, steps)
+
+
+def equivset_ind(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
+    r"""EquiVSet$_{ind}$ (Ou et al. 2022): a recognition network with independent
+    relaxed Bernoulli samples, one mean-field step. The model must be an
+    [`setfix.AmortizedSetFunction`][].
+
+    **Arguments:** `num_samples` (Monte Carlo and ELBO samples), `tau` (temperature).
+    """
+    return EquiVSet("ind", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau)
+
+
+def equivset_copula(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
+    r"""EquiVSet$_{copula}$ (Ou et al. 2022): as [`setfix.equivset_ind`][] with
+    Gaussian-copula samples (standardised before $\Phi$).
+
+    **Arguments:** `num_samples` (Monte Carlo and ELBO samples), `tau` (temperature).
+    """
+    return EquiVSet("copula", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau)
+
+
+def reference_prediction(method: MeanField | MeanFieldSteps) -> MeanFieldSteps:
+    r"""The test-time rule of the published iDiffMF code: one mean-field step from
+    $\psi = 0.5$ with `method`'s estimator and scaling, instead of solving to the fixed
+    point. Pass it as `inference=` to [`setfix.fit`][] or [`setfix.evaluate`][]."""
+    if not isinstance(method, (MeanField, MeanFieldSteps)):
+        raise TypeError(
+            "`method` must be a setfix.MeanField or setfix.MeanFieldSteps, got "
+            f"{type(method).__name__}."
+        )
+    return MeanFieldSteps(method.estimator, method.scaling, 1)

@@ -1,0 +1,52 @@
+"""What a mean-field method returns per set, and averaging over converged sets."""
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+
+class MeanFieldSolution(eqx.Module):
+    """The result of [`setfix.MeanField`][], per set.
+
+    **Attributes:**
+
+    - `psi`: the fixed point $\\psi^*$ (zero on padded items).
+    - `num_steps`: the number of solver steps taken.
+    - `residual`: $\\max_i |T(\\psi^*)_i - \\psi^*_i|$ at the returned point.
+    - `converged`: whether the solver met its tolerance within `max_steps` and the
+        result is finite. Never raised: see [`setfix.mean_over_converged`][].
+    - `residual_trace`: with `MeanField(trace=True)`, $\\max_i |T(\\psi_k) -
+        \\psi_k|_i$ at the start of each step $k$ (NaN after the last step); else `None`.
+    - `omega`: with `MeanField(estimate_omega=True)`, an estimate of
+        $\\lVert \\partial T / \\partial \\psi \\rVert_2$ at $\\psi^*$ (the local
+        contraction factor); else `None`.
+    """
+
+    psi: Float[Array, "*batch n"]
+    num_steps: Int[Array, "*batch"]
+    residual: Float[Array, "*batch"]
+    converged: Bool[Array, "*batch"]
+    residual_trace: Float[Array, "*batch max_steps"] | None = None
+    omega: Float[Array, "*batch"] | None = None
+
+
+def mean_over_converged(
+    values: Float[Array, " *batch"], converged: Bool[Array, " *batch"]
+) -> Float[Array, ""]:
+    """The mean of per-set `values` (e.g. losses) over the sets whose solve converged;
+    zero when none did. Unconverged sets contribute neither value nor gradient.
+
+    **Arguments:**
+
+    - `values`: one value per set.
+    - `converged`: `MeanFieldSolution.converged`, of the same shape.
+    """
+    values = jnp.asarray(values)
+    converged = jnp.asarray(converged)
+    if values.shape != converged.shape:
+        raise ValueError(
+            f"`values` of shape {values.shape} and `converged` of shape "
+            f"{converged.shape} must match."
+        )
+    kept = jnp.where(converged, values, 0)
+    return jnp.sum(kept) / jnp.maximum(jnp.sum(converged), 1)
