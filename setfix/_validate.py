@@ -39,8 +39,10 @@ def check_items_and_mask(items, mask, *, allow_batch: bool = True):
                 f"`mask` must be a boolean array (True for real items, False for "
                 f"padding), got dtype {mask.dtype}."
             )
-    items = eqx.error_if(
-        items,
+    # The check rides on the small mask, not on the items: under data parallelism the
+    # error branch is placed on one device, and what passes through it is gathered.
+    mask = eqx.error_if(
+        mask,
         jnp.any(~jnp.isfinite(items)),
         "`items` contains NaN or infinite values (padded items must be finite too).",
     )

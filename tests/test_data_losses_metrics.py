@@ -123,3 +123,12 @@ def test_predict_and_jaccard():
     assert sf.predict_threshold(psi, mask, 0.5).tolist()[0] == [False, True, True, False,
                                                                  False]
     assert float(sf.jaccard(jnp.zeros(3, bool), jnp.zeros(3, bool), jnp.ones(3, bool))) == 1
+
+
+def test_predict_rejects_k_larger_than_the_ground_set():
+    psi = jnp.full((2, 4), 0.5)
+    mask = jnp.array([[True, True, True, False], [True] * 4])
+    with pytest.raises(Exception, match=r"\|S\*\| > \|V\|"):
+        sf.predict(psi, mask, jnp.array([4, 4]))
+    with pytest.raises(Exception, match=r"`k` must lie"):
+        jax.jit(sf.predict)(psi, mask, jnp.array([1, -1]))

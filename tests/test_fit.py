@@ -58,3 +58,56 @@ def test_fit_bad_arguments(data):
     model, method = _setup()
     with pytest.raises(ValueError, match="`batch_size`"):
         sf.fit(model, method, train, val, key=jax.random.key(0), batch_size=0)
+
+
+def test_fit_rejects_bad_learning_rates_and_methods(data):
+    train, val = data
+    model, method = _setup()
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        sf.fit(model, method, train, val, key=jax.random.key(0), learning_rate=-1e-3)
+    with pytest.raises(ValueError, match="`weight_decay`"):
+        sf.default_optimizer(1e-3, weight_decay=-1.0)
+    with pytest.raises(TypeError, match="`method`"):
+        sf.fit(model, "idiffmf", train, val, key=jax.random.key(0))  # pyright: ignore
+    with pytest.raises(TypeError, match="`inference`"):
+        sf.fit(model, method, train, val, key=jax.random.key(0), inference=optax.adam(1.0))
+
+
+def test_evaluate_with_the_reference_rule(data):
+    """The reference rule (one step from 0.5) differs from the solved fixed point on an
+    untrained model only through psi; both give valid Jaccard figures and are
+    deterministic for a key."""
+    _, val = data
+    model, method = _setup()
+    rule = sf.reference_prediction(method)
+    a = sf.evaluate(model, rule, val, key=jax.random.key(4))
+    b = sf.evaluate(model, rule, val, key=jax.random.key(4))
+    assert a == b and 0 <= a["jaccard"] <= 100 and a["converged"] == 1.0
+
+
+def test_cross_validation_protocol(data):
+    train, val = data
+    _, method = _setup()
+    result = sf.cross_validate(
+        lambda k: sf.DeepSet(2, hidden=8, width=8, key=k), method,
+        sf.concatenate(train, val), val, key=jax.random.key(5),
+        learning_rates=(1e-2, 1e-3), folds=2, epochs=1, batch_size=8, progress=False,
+    )
+    assert result["learning_rate"] in (1e-2, 1e-3)
+    assert len(result["test"]) == 2 and set(result["val"]) == {"0.01", "0.001"}
+    chosen = str(result["learning_rate"])
+    assert np.mean(result["val"][chosen]) == max(np.mean(v) for v in result["val"].values())
+    assert np.isclose(result["test_mean"], np.mean(result["test_by_rate"][chosen]))
+    with pytest.raises(ValueError, match="`folds`"):
+        sf.cross_validate(lambda k: None, method, train, val, key=jax.random.key(0), folds=1)
+    with pytest.raises(ValueError, match="`learning_rate`"):
+        sf.cross_validate(lambda k: None, method, train, val, key=jax.random.key(0),
+                          learning_rate=1.0)
+
+
+def test_concatenate_pads_to_the_largest_set():
+    a, _, _ = sf.datasets.moons(v_size=6, s_size=1, num_sets=2)
+    b, _, _ = sf.datasets.moons(v_size=8, s_size=2, num_sets=3)
+    c = sf.concatenate(a, b)
+    assert c.items.shape == (5, 8, 2) and c.mask[:2, 6:].sum() == 0
+    np.testing.assert_array_equal(c.target[2:], b.target)
