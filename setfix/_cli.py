@@ -164,6 +164,22 @@ def format_table(table) -> str:
     return "\n".join(lines)
 
 
+def format_markdown(table) -> str:
+    """The summary as a Markdown table (for documentation)."""
+    datasets = list(table)
+    labels = sorted({label for d in table.values() for label in d})
+    lines = ["| method | " + " | ".join(datasets) + " |",
+             "| --- | " + " | ".join("---" for _ in datasets) + " |"]
+    for label in labels:
+        cells = []
+        for d in datasets:
+            c = table[d].get(label)
+            cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} ({c['runs']} seeds, "
+                         f"{c['seconds_per_epoch']:.0f} s/epoch)" if c else "")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _reproduce(args):
     dsets = _split_names(args.datasets, tuple(DATASETS), "datasets")
     methods = _split_names(args.methods, METHODS, "methods")
@@ -188,6 +204,7 @@ def _reproduce(args):
     table = summarise(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.json").write_text(json.dumps(table, indent=1))
+    (args.out / "table.md").write_text(format_markdown(table))
     print("\nTest Jaccard x100, mean ± std over seeds (seconds per training epoch)")
     print(format_table(table))
     return table

@@ -133,3 +133,15 @@ class SetDataset(eqx.Module):
         for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size]
             yield self.items[idx], self.mask[idx], self.target[idx]
+
+
+SetDataset.__init__.__doc__ = """**Arguments:**
+
+- `items`: `(N, n, ...)` floating-point item features, zero where padded.
+- `mask`: `(N, n)` boolean, true for real items; every set needs at least one.
+- `target`: `(N, n)` boolean, the oracle's subsets (real items only).
+- `name`: a label for reports.
+- `metadata`: anything else worth keeping.
+
+Use [`setfix.SetDataset.from_sets`][] to build one from ground sets of different sizes.
+"""

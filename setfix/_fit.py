@@ -242,3 +242,7 @@ def default_optimizer(
     adam = (optax.adamw(learning_rate, weight_decay=weight_decay) if weight_decay > 0
             else optax.adam(learning_rate))
     return optax.chain(optax.clip_by_global_norm(clip), adam)
+
+
+FitResult.__init__.__doc__ = """**Arguments:** the attributes, in order (made by
+[`setfix.fit`][], not usually by hand)."""

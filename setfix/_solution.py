@@ -50,3 +50,7 @@ def mean_over_converged(
         )
     kept = jnp.where(converged, values, 0)
     return jnp.sum(kept) / jnp.maximum(jnp.sum(converged), 1)
+
+
+MeanFieldSolution.__init__.__doc__ = """**Arguments:** the attributes, in order (made by
+the solvers, not usually by hand)."""

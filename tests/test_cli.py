@@ -48,6 +48,7 @@ def test_reproduce_prints_a_table(tmp_path, capsys):
     assert "diffmf" in out and "equivset_copula" in out and "±" in out
     table = json.loads((tmp_path / "table.json").read_text())
     assert table["moons"]["equivset_copula"]["runs"] == 1
+    assert "| equivset_copula |" in (tmp_path / "table.md").read_text()
     main(args)  # finished runs are read back, not repeated
     assert "done before" in capsys.readouterr().out
 
