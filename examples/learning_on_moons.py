@@ -16,12 +16,12 @@ import setfix as sf
 
 
 def main(quick: bool, plot: str | None) -> None:
-    sizes = dict(v_size=30, s_size=3, num_sets=48) if quick else dict(num_sets=200)
+    sizes = dict(v_size=30, s_size=3, num_sets=48) if quick else dict(num_sets=128)
     train, val, test = sf.datasets.moons(**sizes)
     print(f"{len(train)} training sets of {train.items.shape[1]} points, "
           f"|S*| = {int(train.target[0].sum())}")
-    width = 32 if quick else 500
-    epochs = 2 if quick else 4
+    hidden, width = (16, 32) if quick else (128, 256)
+    epochs = 2 if quick else 3
 
     histories = {}
     for name, method in [
@@ -30,7 +30,7 @@ def main(quick: bool, plot: str | None) -> None:
         # Five unscaled mean-field steps from psi = 0.5, differentiated by unrolling.
         ("DiffMF", sf.diffmf(steps=5, num_samples=5)),
     ]:
-        model = sf.DeepSet(2, width=width, key=jax.random.key(0))
+        model = sf.DeepSet(2, hidden=hidden, width=width, key=jax.random.key(0))
         result = sf.fit(model, method, train, val, key=jax.random.key(1),
                         learning_rate=1e-3, batch_size=16 if quick else 32,
                         epochs=epochs, progress=False)

@@ -1,7 +1,8 @@
 """Bringing your own data: oracle examples (V, S*) from plain arrays, ground sets of
 different sizes, into a SetDataset; then training and evaluation as for the built-in
-datasets. The toy oracle here picks, from a set of points, the ones farthest from the
-set's mean: a set function that depends on the whole set, not on single items.
+datasets. The toy oracle: each set is a cloud of points around its own random centre
+plus k points from a second cloud a few units away, and the oracle picks those k. What
+counts as an outlier depends on the whole set, not on single items.
 
     python examples/your_own_data.py [--quick]
 """
@@ -18,10 +19,13 @@ def make_sets(rng, num_sets, k=3):
     items, targets = [], []
     for _ in range(num_sets):
         n = rng.integers(8, 16)  # ground sets of different sizes
-        x = rng.normal(size=(n, 2)) + rng.normal(size=2) * 3
-        distance = np.linalg.norm(x - x.mean(0), axis=1)
+        centre = rng.normal(size=2) * 2
+        x = centre + 0.7 * rng.normal(size=(n, 2))
+        outliers = rng.choice(n, size=k, replace=False)
+        angle = rng.uniform(0, 2 * np.pi)
+        x[outliers] += 3 * np.array([np.cos(angle), np.sin(angle)])
         items.append(x.astype(np.float32))
-        targets.append(np.argsort(-distance)[:k])  # S* as indices into the set
+        targets.append(outliers)  # S* as indices into the set
     return items, targets
 
 
