@@ -164,7 +164,10 @@ def fit(
         optimizer = default_optimizer(learning_rate, weight_decay)
     parallel = DataParallel(devices)
     opt_state = method.init_optimizer(optimizer, model)
-    state = (model, opt_state, model, jnp.array(0), jnp.array(-1.0), jnp.array(0))
+    # (model, optimiser state, best model, epochs done, best val Jaccard, bad epochs,
+    # best epoch)
+    state = (model, opt_state, model, jnp.array(0), jnp.array(-1.0), jnp.array(0),
+             jnp.array(0))
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         checkpoint = pathlib.Path(checkpoint)
@@ -173,9 +176,10 @@ def fit(
             state = load_checkpoint(checkpoint, state)
             if sidecar.exists():
                 history = json.loads(sidecar.read_text())["history"]
-    model, opt_state, best_model, done, best, bad = state
-    done, best, bad = int(done), float(best), int(bad)
-    best_epoch = max((r["epoch"] for r in history if r["val_jaccard"] == best), default=0)
+    model, opt_state, best_model, done, best, bad, best_epoch = state
+    done, best, bad, best_epoch = int(done), float(best), int(bad), int(best_epoch)
+    if best_epoch and len(history) >= best_epoch:
+        best = history[best_epoch - 1]["val_jaccard"]  # full precision (JSON)
     model, opt_state = parallel.replicate((model, opt_state))
 
     step = eqx.filter_jit(
@@ -224,7 +228,8 @@ def fit(
             bad += 1
         if checkpoint is not None:
             save_checkpoint(checkpoint, (model, opt_state, best_model, jnp.array(epoch),
-                                         jnp.array(best), jnp.array(bad)))
+                                         jnp.array(best), jnp.array(bad),
+                                         jnp.array(best_epoch)))
             sidecar.write_text(json.dumps({"history": history}, indent=1))
     return FitResult(best_model, history, best_epoch, best)
 
