@@ -124,6 +124,18 @@ def _check_key(estimator, key):
     return key
 
 
+def _prepare(f, items, mask, estimator, key):
+    """Checks the input and does the per-ground-set work of a solve: the pooled split of
+    `f` (its encoder runs here, once) and the estimator's noise."""
+    if not isinstance(f, AbstractSetFunction):
+        raise TypeError(f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}.")
+    items, mask = check_items_and_mask(items, mask)
+    key = _check_key(estimator, key)
+    batched = items.ndim == 3
+    readout, embedding, axes = _split(f, items, batched)
+    return mask, key, batched, readout, embedding, axes, _noise(estimator, key, mask)
+
+
 def fixed_point_map(
     f: AbstractSetFunction,
     items: Float[Array, "*batch n d"],
@@ -273,15 +285,9 @@ class MeanField(AbstractMethod):
 
         **Returns:** a [`setfix.MeanFieldSolution`][].
         """
-        if not isinstance(f, AbstractSetFunction):
-            raise TypeError(
-                f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}."
-            )
-        items, mask = check_items_and_mask(items, mask)
-        key = _check_key(self.estimator, key)
-        batched = items.ndim == 3
-        readout, embedding, axes = _split(f, items, batched)
-        noise = _noise(self.estimator, key, mask)
+        mask, key, batched, readout, embedding, axes, noise = _prepare(
+            f, items, mask, self.estimator, key
+        )
         psi0 = _initial(psi0, mask, embedding.dtype)
         if batched and self.scaling.couples_batch:
             fn = _BatchMap(self.estimator, self.scaling, axes, self.root_form)

@@ -5,14 +5,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._mean_field import _BatchMap, _check_key, _initial, _noise, _SetMap, _split
+from ._mean_field import _BatchMap, _initial, _prepare, _SetMap
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
 from ._solution import MeanFieldSolution
-from ._validate import check_items_and_mask
 
 
 class MeanFieldSteps(AbstractMethod):
@@ -63,15 +62,10 @@ class MeanFieldSteps(AbstractMethod):
 
         **Returns:** a [`setfix.MeanFieldSolution`][] holding $\\psi_K$.
         """
-        if not isinstance(f, AbstractSetFunction):
-            raise TypeError(
-                f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}."
-            )
-        items, mask = check_items_and_mask(items, mask)
-        key = _check_key(self.estimator, key)
-        batched = items.ndim == 3
-        readout, embedding, axes = _split(f, items, batched)
-        args = (readout, embedding, mask, _noise(self.estimator, key, mask))
+        mask, key, batched, readout, embedding, axes, noise = _prepare(
+            f, items, mask, self.estimator, key
+        )
+        args = (readout, embedding, mask, noise)
         if psi0 is None:
             psi0 = jnp.full(mask.shape, self.initial, embedding.dtype)
         psi = _initial(psi0, mask, embedding.dtype)
