@@ -18,6 +18,18 @@ class SetDataset(eqx.Module):
     - `target`: `(N, n)` boolean, the oracle's subset $S^*$ (only real items).
     - `name`: a label for reports.
     - `metadata`: anything else worth keeping (source, seed, construction).
+
+    **Example:**
+
+    ```python
+    import numpy as np
+    import setfix as sf
+
+    sets = [np.random.rand(5, 2), np.random.rand(3, 2)]     # ground sets of 5 and 3 items
+    data = sf.SetDataset.from_sets(sets, [[0, 4], [1]])     # S* as indices
+    assert data.items.shape == (2, 5, 2) and data.mask.sum() == 8
+    assert data.target[1].tolist() == [False, True, False, False, False]
+    ```
     """
 
     items: np.ndarray

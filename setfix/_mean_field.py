@@ -217,6 +217,18 @@ class MeanField(AbstractMethod):
     Called on one set (`items` of shape `(n, d)`) or a padded batch (`(b, n, d)`). For
     a batch each set is solved on its own (as under `jax.vmap`), except with a scaling
     that couples the batch, where the batch is one joint fixed point.
+
+    **Example:**
+
+    ```python
+    import jax
+    import setfix as sf
+
+    f = sf.DeepSet(2, hidden=8, width=8, key=jax.random.key(0))
+    items = jax.random.normal(jax.random.key(1), (10, 2))
+    sol = sf.MeanField(sf.MonteCarlo(5), sf.NormScaling("fro"))(f, items, key=jax.random.key(2))
+    assert sol.psi.shape == (10,) and bool(sol.converged)
+    ```
     """
 
     estimator: AbstractEstimator = MonteCarlo()
