@@ -115,3 +115,25 @@ def test_concatenate_pads_to_the_largest_set():
     c = sf.concatenate(a, b)
     assert c.items.shape == (5, 8, 2) and c.mask[:2, 6:].sum() == 0
     np.testing.assert_array_equal(c.target[2:], b.target)
+
+
+def test_no_recompilation_across_batches_or_epochs(data, caplog):
+    """Later epochs compile nothing: a 3-epoch fit compiles exactly what a 1-epoch fit
+    does (each call of `fit` jits a fresh step, so both compile the step once)."""
+    import logging
+
+    train, val = data
+    model, method = _setup()
+    kw = dict(key=jax.random.key(6), batch_size=8, optimizer=optax.adam(1e-3),
+              progress=False, patience=100)
+    sf.fit(model, method, train, val, epochs=1, **kw)  # warm the eager-op caches
+
+    def compiles(epochs):
+        caplog.clear()
+        with jax.log_compiles(), caplog.at_level(logging.WARNING):
+            sf.fit(model, method, train, val, epochs=epochs, **kw)
+        return [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()]
+
+    one, three = compiles(1), compiles(3)
+    assert len(one) >= 1
+    assert len(three) == len(one), three[len(one):]
