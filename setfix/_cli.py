@@ -21,7 +21,7 @@ from ._experiment import (
 
 
 # The main job's budget: full-size Moons, stopped after this many epochs.
-MAIN_JOB_EPOCHS = 8
+MAIN_JOB_EPOCHS = 5
 
 
 def _positive_int(text):

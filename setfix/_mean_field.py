@@ -304,13 +304,14 @@ class MeanField(AbstractMethod):
         if batched and self.scaling.couples_batch:
             fn = _BatchMap(self.estimator, self.scaling, axes, self.root_form)
             sol = self._solve(fn, readout, embedding, mask, noise, psi0, key)
+            # One solve for the whole batch: its step count, trace and omega are
+            # shared by every set (`converged` and `residual` are already per set).
             b = mask.shape[0]
             broadcast = lambda x: jnp.broadcast_to(x, (b,) + jnp.shape(x))  # noqa: E731
             return eqx.tree_at(
-                lambda s: (s.num_steps, s.converged, s.residual_trace, s.omega),
+                lambda s: (s.num_steps, s.residual_trace, s.omega),
                 sol,
-                jax.tree.map(broadcast, (sol.num_steps, sol.converged,
-                                         sol.residual_trace, sol.omega)),
+                jax.tree.map(broadcast, (sol.num_steps, sol.residual_trace, sol.omega)),
                 is_leaf=lambda x: x is None,
             )
         fn = _SetMap(self.estimator, self.scaling, self.root_form)

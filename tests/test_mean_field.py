@@ -282,7 +282,8 @@ def test_batch_coupled_scaling():
         # On a single set, batch and set scaling coincide.
         assert np.allclose(coupled(f, items[0]).psi, per_set(f, items[0]).psi)
         sol = coupled(f, items)
-        assert sol.num_steps.shape == (b,) and bool(jnp.all(sol.converged))
+        assert sol.num_steps.shape == sol.converged.shape == sol.residual.shape == (b,)
+        assert bool(jnp.all(sol.converged))
     # The joint solve's gradient matches finite differences.
     coupled = _exact_mf(scaling=sf.NormScaling("nuc", over="batch"))
     w = jax.random.normal(jax.random.key(3), (b, n), jnp.float64)
