@@ -174,8 +174,13 @@ def format_markdown(table) -> str:
         cells = []
         for d in datasets:
             c = table[d].get(label)
-            cells.append(f"{c['mean']:.2f} ± {c['std']:.2f} ({c['runs']} seeds, "
-                         f"{c['seconds_per_epoch']:.0f} s/epoch)" if c else "")
+            if not c:
+                cells.append("")
+                continue
+            spread = f" ± {c['std']:.2f}" if c["runs"] > 1 else ""
+            seeds = f"{c['runs']} seed{'s' if c['runs'] > 1 else ''}"
+            cells.append(f"{c['mean']:.2f}{spread} ({seeds}, "
+                         f"{c['seconds_per_epoch']:.0f} s/epoch)")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
