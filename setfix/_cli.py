@@ -195,10 +195,8 @@ def _reproduce(args):
                 config = _config(args, dataset, method, seed)
                 out = args.out / config.name
                 existing = out / "results.json"
-                if existing.exists() and json.loads(existing.read_text())["config"] == (
-                    dataclasses.asdict(config)
-                ):
-                    r = json.loads(existing.read_text())
+                r = json.loads(existing.read_text()) if existing.exists() else None
+                if r is not None and r["config"] == dataclasses.asdict(config):
                     print(f"{config.name}: done before, test Jaccard {r['test_jaccard']:.2f}")
                 else:
                     print(f"{config.name}: training", flush=True)

@@ -193,7 +193,10 @@ class EquiVSet(AbstractMethod):
         hard 0/1 values forward, the relaxed sample's gradient backward (straight
         through). As `tau` goes to 0, item $i$ is in a sample with probability
         $\\mu_i$ in both modes (the copula's noise is standardised)."""
-        mean, scale, factors = model.recognition(items)
+        return self._relaxed_sample(model.recognition(items), mask, key)
+
+    def _relaxed_sample(self, recognised, mask, key):
+        mean, scale, factors = recognised
         eps = jnp.finfo(mean.dtype).eps
         noise_key, factor_key, bernoulli_key = jax.random.split(key, 3)
         shape = (self.num_samples,) + mean.shape
@@ -221,10 +224,11 @@ class EquiVSet(AbstractMethod):
     ) -> Float[Array, ""]:
         """A `num_samples`-sample estimate of the ELBO
         $\\mathbb E_{S \\sim q}[F(S)] + H(\\mu)$ of one ground set."""
-        samples = self.sample(model, items, mask, key=key)
+        recognised = model.recognition(items)  # once, for the samples and the entropy
+        samples = self._relaxed_sample(recognised, mask, key)
         readout, embedding = split_set_function(model.set_function, items)
         energy = jnp.mean(batched_readout(readout, samples @ embedding))
-        mu = jnp.clip(model.recognition(items)[0], 1e-6, 1 - 1e-6)
+        mu = jnp.clip(recognised[0], 1e-6, 1 - 1e-6)
         entropy = -jnp.sum(jnp.where(mask, mu * jnp.log(mu) + (1 - mu) * jnp.log1p(-mu), 0))
         return energy + entropy
 
