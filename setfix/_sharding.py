@@ -29,8 +29,10 @@ class DataParallel(eqx.Module):
         return self.mesh.size
 
     def _put(self, x, spec):
-        x = np.asarray(x)
         sharding = NamedSharding(self.mesh, spec)
+        if isinstance(x, jax.Array) and x.sharding.is_equivalent_to(sharding, x.ndim):
+            return x  # already placed (e.g. a model `fit` replicated): no round trip
+        x = np.asarray(x)
         return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
     def batch(self, *arrays: np.ndarray) -> tuple[jax.Array, ...]:
