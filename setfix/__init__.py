@@ -12,6 +12,11 @@ from ._cross_validation import (
     cross_validate as cross_validate,
 )
 from ._dataset import SetDataset as SetDataset
+from ._encoders import (
+    AbstractEncoder as AbstractEncoder,
+    CNNEncoder as CNNEncoder,
+    MLPEncoder as MLPEncoder,
+)
 from ._equivset import (
     AmortizedSetFunction as AmortizedSetFunction,
     EquiVSet as EquiVSet,

@@ -1,7 +1,6 @@
 """The `setfix` command line: `train` (the default), `evaluate`, `reproduce`."""
 
 import argparse
-import dataclasses
 import json
 import os
 import pathlib
@@ -18,6 +17,7 @@ from ._experiment import (
     run,
     SCALINGS,
 )
+from .datasets import AMAZON_CATEGORIES
 
 
 # The main job's budget: full-size Moons, stopped after this many epochs.
@@ -63,12 +63,20 @@ def _experiment_options(p, *, epochs):
                        help=f"use the first N {split} sets [all]")
     p.add_argument("--prediction", choices=PREDICTIONS, default=d.prediction,
                    help="solve the fixed point, or the reference one step [%(default)s]")
+    p.add_argument("--root", type=pathlib.Path, default=None,
+                   help="data directory (or BindingDB table) for datasets read from files")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+DATASET_HELP = ("moons, gaussian, digits, amazon:<category>, compounds[:<target>], "
+                "bindingdb[:<target>] or celeba")
 
 
 def _config(args, dataset, method, seed):
     return Experiment(
-        dataset=dataset, method=method, scaling=args.scaling, c=args.c, over=args.over,
+        dataset=dataset, root=None if args.root is None else str(args.root.resolve()),
+        method=method,
+        scaling=args.scaling, c=args.c, over=args.over,
         num_samples=args.num_samples, seed=seed, epochs=args.epochs,
         patience=args.patience, learning_rate=args.lr, weight_decay=args.weight_decay,
         batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
@@ -84,7 +92,7 @@ def _parser():
     )
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train one model and report its test Jaccard")
-    train.add_argument("--dataset", choices=tuple(DATASETS), default="moons")
+    train.add_argument("--dataset", default="moons", help=f"{DATASET_HELP} [%(default)s]")
     train.add_argument("--method", choices=METHODS, default="idiffmf")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", type=pathlib.Path, default=None,
@@ -97,7 +105,8 @@ def _parser():
 
     rep = sub.add_parser("reproduce", help="a grid of runs and a Table-1-style summary")
     rep.add_argument("--datasets", default="gaussian,moons",
-                     help="comma-separated datasets [%(default)s]")
+                     help=f"comma-separated datasets: {DATASET_HELP}; amazon:all for the "
+                     "12 categories [%(default)s]")
     rep.add_argument("--methods", default="idiffmf,diffmf,equivset_copula",
                      help="comma-separated methods [%(default)s]")
     rep.add_argument("--seeds", type=_positive_int, default=5, help="seeds 0..N-1 [5]")
@@ -123,7 +132,10 @@ def _train(args):
 
 def _split_names(text, options, what):
     names = [x.strip() for x in text.split(",") if x.strip()]
-    unknown = [x for x in names if x not in options]
+    if what == "datasets":
+        names = [name for x in names for name in (
+            [f"amazon:{c}" for c in AMAZON_CATEGORIES] if x == "amazon:all" else [x])]
+    unknown = [x for x in names if x.partition(":")[0] not in options]
     if not names or unknown:
         raise SystemExit(
             f"setfix reproduce: unknown {what} {unknown or text!r}; expected some of "
@@ -137,7 +149,7 @@ def summarise(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     table: dict[str, dict[str, dict[str, float]]] = {}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
-        label = r["name"].rsplit("-s", 1)[0].split("-", 1)[1]
+        label = Experiment.from_json(r["config"]).label
         groups.setdefault((r["config"]["dataset"], label), []).append(r)
     for (dataset, label), rs in groups.items():
         scores = np.array([r["test_jaccard"] for r in rs])
@@ -188,22 +200,22 @@ def format_markdown(table) -> str:
 def _reproduce(args):
     dsets = _split_names(args.datasets, tuple(DATASETS), "datasets")
     methods = _split_names(args.methods, METHODS, "methods")
+    # All configurations first, so that a bad one fails before hours of training.
+    configs = [_config(args, dataset, method, seed) for dataset in dsets
+               for method in methods for seed in range(args.seeds)]
     results = []
-    for dataset in dsets:
-        for method in methods:
-            for seed in range(args.seeds):
-                config = _config(args, dataset, method, seed)
-                out = args.out / config.name
-                existing = out / "results.json"
-                r = json.loads(existing.read_text()) if existing.exists() else None
-                if r is not None and r["config"] == dataclasses.asdict(config):
-                    print(f"{config.name}: done before, test Jaccard {r['test_jaccard']:.2f}")
-                else:
-                    print(f"{config.name}: training", flush=True)
-                    r = run(config, out, progress=not args.quiet)
-                    print(f"{config.name}: test Jaccard {r['test_jaccard']:.2f} "
-                          f"(best epoch {r['best_epoch']})", flush=True)
-                results.append(r)
+    for config in configs:
+        out = args.out / config.name
+        existing = out / "results.json"
+        r = json.loads(existing.read_text()) if existing.exists() else None
+        if r is not None and Experiment.from_json(r["config"]) == config:
+            print(f"{config.name}: done before, test Jaccard {r['test_jaccard']:.2f}")
+        else:
+            print(f"{config.name}: training", flush=True)
+            r = run(config, out, progress=not args.quiet)
+            print(f"{config.name}: test Jaccard {r['test_jaccard']:.2f} "
+                  f"(best epoch {r['best_epoch']})", flush=True)
+        results.append(r)
     table = summarise(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.json").write_text(json.dumps(table, indent=1))

@@ -13,11 +13,15 @@ class SetDataset(eqx.Module):
     **Attributes:**
 
     - `items`: `(N, n, d)` item features (or `(N, n, ...)` for images), padded to the
-        largest ground set with zeros.
+        largest ground set with zeros; or, when `pool` is given, `(N, n)` integer rows
+        of `pool` (padding: any valid row, masked out).
     - `mask`: `(N, n)` boolean, true for real items.
     - `target`: `(N, n)` boolean, the oracle's subset $S^*$ (only real items).
     - `name`: a label for reports.
     - `metadata`: anything else worth keeping (source, seed, construction).
+    - `pool`: `None`, or a `(M, ...)` table of item features shared by all sets. Large
+        items (fingerprints, images) that recur across sets are stored once; batches
+        gather their rows.
 
     **Example:**
 
@@ -37,18 +41,38 @@ class SetDataset(eqx.Module):
     target: np.ndarray
     name: str = ""
     metadata: dict[str, Any] = eqx.field(default_factory=dict)
+    pool: np.ndarray | None = None
 
     def __check_init__(self):
-        items, mask, target = self.items, self.mask, self.target
+        items, mask, target, pool = self.items, self.mask, self.target, self.pool
         for arg, value in (("items", items), ("mask", mask), ("target", target)):
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"`{arg}` must be a NumPy array, got {type(value).__name__}.")
-        if items.ndim < 3:
-            raise ValueError(
-                f"`items` must have shape (num_sets, n, ...features), got {items.shape}."
-            )
-        if not np.issubdtype(items.dtype, np.floating):
-            raise TypeError(f"`items` must be floating point, got {items.dtype}.")
+        if pool is None:
+            if items.ndim < 3:
+                raise ValueError(
+                    f"`items` must have shape (num_sets, n, ...features), got {items.shape}."
+                )
+            if not np.issubdtype(items.dtype, np.floating):
+                raise TypeError(f"`items` must be floating point, got {items.dtype}.")
+        else:
+            if not isinstance(pool, np.ndarray) or pool.ndim < 2:
+                raise ValueError(
+                    "`pool` must be a NumPy array of shape (num_rows, ...features), got "
+                    f"{getattr(pool, 'shape', type(pool).__name__)}."
+                )
+            if not np.issubdtype(pool.dtype, np.floating):
+                raise TypeError(f"`pool` must be floating point, got {pool.dtype}.")
+            if items.ndim != 2 or not np.issubdtype(items.dtype, np.integer):
+                raise ValueError(
+                    "with a `pool`, `items` must be a (num_sets, n) integer array of pool "
+                    f"rows, got shape {items.shape} and dtype {items.dtype}."
+                )
+            if items.size and (items.min() < 0 or items.max() >= len(pool)):
+                raise ValueError(
+                    f"`items` must index rows of `pool` in [0, {len(pool)}), got "
+                    f"{items.min()}..{items.max()}."
+                )
         for arg, value in (("mask", mask), ("target", target)):
             if value.shape != items.shape[:2]:
                 raise ValueError(
@@ -63,9 +87,28 @@ class SetDataset(eqx.Module):
         if np.any(target & ~mask):
             bad = int(np.argmax((target & ~mask).any(axis=1)))
             raise ValueError(f"`target` of set {bad} marks padded items (outside `mask`).")
-        if not np.all(np.isfinite(items)):
+        if pool is not None:
+            finite = np.isfinite(pool.reshape(len(pool), -1)).all(axis=1)
+            if not finite.all():
+                raise ValueError(
+                    f"row {int(np.argmin(finite))} of `pool` contains NaN or infinite values."
+                )
+        elif not np.all(np.isfinite(items)):
             bad = int(np.argmax(~np.isfinite(items.reshape(len(items), -1)).all(axis=1)))
             raise ValueError(f"`items` of set {bad} contains NaN or infinite values.")
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The shape of one item's features: `(d,)` for vectors, `(C, H, W)` for images."""
+        return tuple((self.items if self.pool is None else self.pool[None]).shape[2:])
+
+    def features(self, index=slice(None)) -> np.ndarray:
+        """The `(len, n, ...)` item features of the sets selected by `index`, gathered
+        from `pool` when the dataset has one (a float16 pool is returned as float32)."""
+        if self.pool is None:
+            return self.items[index]
+        out = self.pool[self.items[index]]
+        return out.astype(np.float32) if out.dtype == np.float16 else out
 
     @classmethod
     def from_sets(
@@ -76,16 +119,19 @@ class SetDataset(eqx.Module):
         name: str = "",
         metadata: dict[str, Any] | None = None,
         dtype=np.float32,
+        pool: np.ndarray | None = None,
     ) -> "SetDataset":
         """Pads ground sets of different sizes into one dataset.
 
         **Arguments:**
 
-        - `items`: one `(n_i, ...)` array of item features per set.
+        - `items`: one `(n_i, ...)` array of item features per set, or with `pool`, one
+            `(n_i,)` array of pool rows per set.
         - `targets`: per set, the oracle's subset as indices into that set's items or
             as a boolean vector of length `n_i`.
         - `name`, `metadata`: as the attributes.
-        - `dtype`: the floating dtype of the stored features.
+        - `dtype`: the floating dtype of the stored features (of `pool`, if given).
+        - `pool`: an optional `(M, ...)` table of item features shared by the sets.
         """
         if len(items) != len(targets):
             raise ValueError(
@@ -98,7 +144,16 @@ class SetDataset(eqx.Module):
             raise ValueError(f"all sets' items must share a feature shape, got {shapes}.")
         n = max(len(x) for x in items)
         feature_shape = shapes.pop()
-        out = np.zeros((len(items), n) + feature_shape, dtype)
+        if pool is not None:
+            if feature_shape != ():
+                raise ValueError(
+                    "with a `pool`, each set's `items` must be a 1-d array of pool rows, "
+                    f"got per-item shape {feature_shape}."
+                )
+            pool = np.asarray(pool, dtype)
+            out = np.zeros((len(items), n), np.int64)
+        else:
+            out = np.zeros((len(items), n) + feature_shape, dtype)
         mask = np.zeros((len(items), n), bool)
         target = np.zeros((len(items), n), bool)
         for s, (x, t) in enumerate(zip(items, targets)):
@@ -121,7 +176,7 @@ class SetDataset(eqx.Module):
                 if len(np.unique(t)) > size:
                     raise ValueError(f"|S*| > |V| in set {s}.")
                 target[s, t] = True
-        return cls(out, mask, target, name, dict(metadata or {}))
+        return cls(out, mask, target, name, dict(metadata or {}), pool)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -130,7 +185,7 @@ class SetDataset(eqx.Module):
         """The sets selected by `index` (an int, slice or index array)."""
         index = np.atleast_1d(np.arange(len(self))[index])
         return SetDataset(self.items[index], self.mask[index], self.target[index],
-                          self.name, self.metadata)
+                          self.name, self.metadata, self.pool)
 
     def batches(
         self, batch_size: int, *, rng: np.random.Generator | None = None,
@@ -144,7 +199,7 @@ class SetDataset(eqx.Module):
         stop = len(self) - (len(self) % batch_size if drop_last else 0)
         for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size]
-            yield self.items[idx], self.mask[idx], self.target[idx]
+            yield self.features(idx), self.mask[idx], self.target[idx]
 
 
 SetDataset.__init__.__doc__ = """**Arguments:**
@@ -154,6 +209,8 @@ SetDataset.__init__.__doc__ = """**Arguments:**
 - `target`: `(N, n)` boolean, the oracle's subsets (real items only).
 - `name`: a label for reports.
 - `metadata`: anything else worth keeping.
+- `pool`: optional `(M, ...)` floating-point table of item features; `items` then holds
+    `(N, n)` integer rows of it.
 
 Use [`setfix.SetDataset.from_sets`][] to build one from ground sets of different sizes.
 """

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
+from ._encoders import AbstractEncoder
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, split_set_function
 from ._losses import mean_field_nll
@@ -29,7 +30,7 @@ class RecognitionNetwork(eqx.Module):
     $\operatorname{diag}(\sigma^2) + U U^\top$.
     """
 
-    encoder: eqx.nn.Linear
+    encoder: eqx.nn.Linear | AbstractEncoder
     body: eqx.nn.MLP
     mean_head: eqx.nn.Linear
     scale_head: eqx.nn.Linear
@@ -37,21 +38,39 @@ class RecognitionNetwork(eqx.Module):
 
     def __init__(
         self,
-        in_features: int,
+        in_features: int | None = None,
         *,
+        encoder: AbstractEncoder | None = None,
         rank: int = 5,
-        hidden: int = 256,
+        hidden: int | None = None,
         width: int = 500,
         depth: int = 2,
         key: PRNGKeyArray,
     ):
-        if in_features < 1 or rank < 1 or hidden < 1 or width < 1 or depth < 1:
+        if (in_features is None) == (encoder is None):
+            raise ValueError("give exactly one of `in_features` (a linear encoder) and "
+                             "`encoder`.")
+        if encoder is not None:
+            if not isinstance(encoder, AbstractEncoder):
+                raise TypeError("`encoder` must be a setfix.AbstractEncoder, got "
+                                f"{type(encoder).__name__}.")
+            if hidden is not None and hidden != encoder.out_features:
+                raise ValueError(f"`hidden` ({hidden}) must equal `encoder.out_features` "
+                                 f"({encoder.out_features}).")
+            hidden = encoder.out_features
+        hidden = 256 if hidden is None else hidden
+        if (in_features is not None and in_features < 1) or min(rank, hidden, width,
+                                                                depth) < 1:
             raise ValueError(
                 "`in_features`, `rank`, `hidden`, `width` and `depth` must be positive, "
                 f"got {in_features}, {rank}, {hidden}, {width}, {depth}."
             )
         keys = jax.random.split(key, 5)
-        self.encoder = eqx.nn.Linear(in_features, hidden, key=keys[0])
+        if encoder is None:
+            assert in_features is not None
+            self.encoder = eqx.nn.Linear(in_features, hidden, key=keys[0])
+        else:
+            self.encoder = encoder
         self.body = eqx.nn.MLP(hidden, width, width, depth - 1, activation=jax.nn.relu,
                                key=keys[1])
         self.mean_head = eqx.nn.Linear(width, "scalar", key=keys[2])
@@ -59,7 +78,7 @@ class RecognitionNetwork(eqx.Module):
         self.factor_head = eqx.nn.Linear(width, rank, key=keys[4])
 
     def __call__(
-        self, items: Float[Array, "n d"]
+        self, items: Float[Array, "n ..."]
     ) -> tuple[Float[Array, " n"], Float[Array, " n"], Float[Array, "n rank"]]:
         """Returns $(\\mu, \\sigma, U)$ for the items of one ground set."""
 
@@ -73,9 +92,11 @@ class RecognitionNetwork(eqx.Module):
 
 RecognitionNetwork.__init__.__doc__ = """**Arguments:**
 
-- `in_features`: the dimension $d$ of each item's feature vector.
+- `in_features`: the dimension $d$ of each item's feature vector (a linear encoder).
+- `encoder`: instead of `in_features`, a per-item [`setfix.AbstractEncoder`][].
 - `rank`: the rank $r$ of the copula's low-rank covariance term.
-- `hidden`: the dimension of the item embedding.
+- `hidden`: the dimension of the item embedding (256 by default; with an `encoder`,
+    its `out_features`).
 - `width`, `depth`: the width and number of layers of the network after the embedding.
 - `key`: a JAX PRNG key for the initialisation.
 """
@@ -176,7 +197,7 @@ class EquiVSet(AbstractMethod):
         self._check_model(model)
         items, mask = check_items_and_mask(items, mask)
         recognise = lambda x: model.recognition(x)[0]  # noqa: E731
-        mean = jax.vmap(recognise)(items) if items.ndim == 3 else recognise(items)
+        mean = jax.vmap(recognise)(items) if mask.ndim == 2 else recognise(items)
         steps = MeanFieldSteps(self.estimator, NoScaling(), self.steps)
         return steps(model.set_function, items, mask, key=key,
                      psi0=jax.lax.stop_gradient(mean))

@@ -11,9 +11,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import datasets
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import SetDataset
+from ._encoders import CNNEncoder, MLPEncoder
 from ._equivset import AmortizedSetFunction, RecognitionNetwork
 from ._fit import evaluate, fit
 from ._method import AbstractMethod
@@ -27,9 +27,10 @@ from ._methods import (
 )
 from ._scaling import ConstantScaling, NormScaling, NoScaling
 from ._set_function import AbstractSetFunction, DeepSet
+from .datasets import _named
 
 
-DATASETS = {"moons": datasets.moons, "gaussian": datasets.gaussian}
+DATASETS = _named.NAMES
 METHODS = ("idiffmf", "onestep", "diffmf", "equivset_ind", "equivset_copula")
 SCALINGS = ("fro", "nuc", "c", "none")
 PREDICTIONS = ("solve", "reference")
@@ -39,7 +40,9 @@ PREDICTIONS = ("solve", "reference")
 class Experiment:
     """A training run, fully described by plain values (saved as `config.json`).
 
-    **Fields:** `dataset` (a name in `DATASETS`), `method` (a name in `METHODS`),
+    **Fields:** `dataset` (`moons`, `gaussian`, `digits`, `amazon:<category>`,
+    `compounds[:<target>]`, `bindingdb[:<target>]` or `celeba`), `root` (the data
+    directory or file, for datasets read from files), `method` (a name in `METHODS`),
     `scaling` (`fro`, `nuc`, `c` or `none`; iDiffMF and the one-step gradient), `c`
     (of `ConstantScaling`), `over` (`set` or `batch`), `num_samples`, `seed`, `epochs`,
     `patience`, `learning_rate`, `weight_decay`, `batch_size`, `train_sets`,
@@ -48,6 +51,7 @@ class Experiment:
     """
 
     dataset: str = "moons"
+    root: str | None = None
     method: str = "idiffmf"
     scaling: str = "fro"
     c: float = 1.0
@@ -65,7 +69,8 @@ class Experiment:
     prediction: str = "solve"
 
     def __post_init__(self):
-        for name, options in (("dataset", tuple(DATASETS)), ("method", METHODS),
+        _named.parse(self.dataset, self.root)
+        for name, options in (("method", METHODS),
                               ("scaling", SCALINGS), ("over", ("set", "batch")),
                               ("prediction", PREDICTIONS)):
             if getattr(self, name) not in options:
@@ -90,11 +95,16 @@ class Experiment:
 
     @property
     def name(self) -> str:
-        """A short label, e.g. `moons-idiffmf-fro-s0`."""
-        parts = [self.dataset, self.method]
+        """A short label, e.g. `moons-idiffmf-fro-s0` or `amazon-toys-diffmf-s1`."""
+        return f"{self.dataset.replace(':', '-')}-{self.label}-s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        """The method and its scaling, e.g. `idiffmf-fro` or `idiffmf-nuc-batch`."""
+        parts = [self.method]
         if self.method in ("idiffmf", "onestep"):
             parts.append(self.scaling + ("-batch" if self.over == "batch" else ""))
-        return "-".join(parts + [f"s{self.seed}"])
+        return "-".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -140,17 +150,44 @@ def build_inference(config: Experiment, method: AbstractMethod) -> AbstractMetho
     return method
 
 
-def build_model(config: Experiment, in_features: int, key) -> AbstractSetFunction:
-    """The reference architecture: a DeepSet (plus a recognition network for EquiVSet)."""
-    f_key, q_key = jax.random.split(key)
-    model = DeepSet(in_features, key=f_key)
+def build_encoder(item_type: str, feature_shape: tuple[int, ...], key):
+    """The per-item encoder for the dataset's item type: `None` (the reference's linear
+    map) for vectors, an MLP over fingerprints, a small CNN over images."""
+    if item_type == "fingerprint":
+        return MLPEncoder(feature_shape[0], 256, width=512, depth=1, key=key)
+    if item_type == "image":
+        return CNNEncoder(feature_shape[0], 256, key=key)
+    if len(feature_shape) != 1:
+        raise ValueError(f"items of shape {feature_shape} need an item type "
+                         "('image' or 'fingerprint') in the dataset's metadata.")
+    return None
+
+
+def build_model(
+    config: Experiment,
+    feature_shape: int | tuple[int, ...],
+    key,
+    item_type: str = "vector",
+) -> AbstractSetFunction:
+    """The reference architecture: a DeepSet (plus a recognition network for EquiVSet),
+    its per-item encoder chosen by the item type."""
+    shape = (feature_shape,) if isinstance(feature_shape, int) else tuple(feature_shape)
+    f_key, q_key, fe_key, qe_key = jax.random.split(key, 4)
+    encoder = build_encoder(item_type, shape, fe_key)
+    if encoder is None:
+        model = DeepSet(shape[0], key=f_key)
+    else:
+        model = DeepSet(encoder=encoder, key=f_key)
     if config.method.startswith("equivset"):
-        model = AmortizedSetFunction(model, RecognitionNetwork(in_features, key=q_key))
+        q_encoder = build_encoder(item_type, shape, qe_key)
+        recognition = (RecognitionNetwork(shape[0], key=q_key) if q_encoder is None else
+                       RecognitionNetwork(encoder=q_encoder, key=q_key))
+        model = AmortizedSetFunction(model, recognition)
     return model
 
 
 def load_splits(config: Experiment) -> tuple[SetDataset, SetDataset, SetDataset]:
-    train, val, test = DATASETS[config.dataset]()
+    train, val, test = _named.load(config.dataset, config.root)
     return (train[: config.train_sets], val[: config.val_sets], test[: config.test_sets])
 
 
@@ -172,7 +209,8 @@ def run(
     start = time.perf_counter()
     train, val, test = load_splits(config) if splits is None else splits
     model_key, fit_key, test_key = _keys(config)
-    model = build_model(config, train.items.shape[-1], model_key)
+    item_type = train.metadata.get("item_type", "vector")
+    model = build_model(config, train.feature_shape, model_key, item_type)
     method = build_method(config)
     inference = build_inference(config, method)
     checkpoint = None
@@ -180,7 +218,8 @@ def run(
         out = pathlib.Path(out)
         out.mkdir(parents=True, exist_ok=True)
         config_path = out / "config.json"
-        if config_path.exists() and json.loads(config_path.read_text()) != config.to_json():
+        if config_path.exists() and Experiment.from_json(
+                json.loads(config_path.read_text())) != config:
             raise ValueError(
                 f"`{out}` holds a run with a different configuration; choose another "
                 "output directory (or delete it)."
@@ -209,7 +248,8 @@ def run(
     }
     if out is not None:
         save_checkpoint(out / "best.eqx", result.model)
-        (out / "model.json").write_text(json.dumps({"in_features": train.items.shape[-1]}))
+        (out / "model.json").write_text(json.dumps(
+            {"feature_shape": list(train.feature_shape), "item_type": item_type}))
         (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
 
@@ -231,12 +271,14 @@ def load_run(path: str | pathlib.Path) -> tuple[Experiment, AbstractSetFunction]
     except (json.JSONDecodeError, TypeError) as error:
         raise ValueError(f"`{config_path}` is not a valid configuration: {error}") from error
     try:
-        in_features = json.loads((directory / "model.json").read_text())["in_features"]
+        spec = json.loads((directory / "model.json").read_text())
+        shape = spec["feature_shape"] if "feature_shape" in spec else [spec["in_features"]]
+        item_type = spec.get("item_type", "vector")
     except (OSError, json.JSONDecodeError, KeyError) as error:
         raise ValueError(
             f"`{directory / 'model.json'}` is missing or invalid: the run did not finish."
         ) from error
-    like = build_model(config, in_features, jax.random.key(0))
+    like = build_model(config, tuple(shape), jax.random.key(0), item_type)
     return config, load_checkpoint(model_path, like)
 
 

@@ -131,7 +131,7 @@ def _prepare(f, items, mask, estimator, key):
         raise TypeError(f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}.")
     items, mask = check_items_and_mask(items, mask)
     key = _check_key(estimator, key)
-    batched = items.ndim == 3
+    batched = mask.ndim == 2
     readout, embedding, axes = _split(f, items, batched)
     return mask, key, batched, readout, embedding, axes, _noise(estimator, key, mask)
 
@@ -162,7 +162,7 @@ def fixed_point_map(
     items, mask = check_items_and_mask(items, mask)
     psi = check_psi(psi, mask.shape)
     key = _check_key(estimator, key)
-    batched = items.ndim == 3
+    batched = mask.ndim == 2
     readout, embedding, axes = _split(f, items, batched)
     args = (readout, embedding, mask, _noise(estimator, key, mask))
     psi = jnp.where(mask, psi.astype(embedding.dtype), 0)

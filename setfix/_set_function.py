@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._encoders import AbstractEncoder
+
 
 class AbstractSetFunction(eqx.Module):
     r"""A learnable set function $F_\theta(S, V)$.
@@ -52,49 +54,74 @@ class AbstractPooledSetFunction(AbstractSetFunction):
 
 class DeepSet(AbstractPooledSetFunction):
     r"""The DeepSet set function of the reference models:
-    $F(S, V) = \rho\big(\sum_{i \in S} W v_i + b\big)$ with $\rho$ an MLP
-    (`depth` hidden layers of `width` units with ReLU, then a linear scalar output).
+    $F(S, V) = \rho\big(\sum_{i \in S} \phi(v_i)\big)$ with $\rho$ an MLP
+    (`depth` hidden layers of `width` units with ReLU, then a linear scalar output) and
+    $\phi$ a linear map $\phi(v) = W v + b$, or any [`setfix.AbstractEncoder`][] (an MLP
+    over fingerprints, a CNN over images).
     """
 
-    phi: eqx.nn.Linear
+    phi: eqx.nn.Linear | AbstractEncoder
     rho: eqx.nn.MLP
 
     def __init__(
         self,
-        in_features: int,
+        in_features: int | None = None,
         *,
-        hidden: int = 256,
+        encoder: AbstractEncoder | None = None,
+        hidden: int | None = None,
         width: int = 500,
         depth: int = 2,
         key: PRNGKeyArray,
     ):
+        if (in_features is None) == (encoder is None):
+            raise ValueError("give exactly one of `in_features` (a linear φ) and `encoder`.")
+        if encoder is not None:
+            if not isinstance(encoder, AbstractEncoder):
+                raise TypeError(
+                    "`encoder` must be a setfix.AbstractEncoder, got "
+                    f"{type(encoder).__name__}."
+                )
+            if hidden is not None and hidden != encoder.out_features:
+                raise ValueError(
+                    f"`hidden` ({hidden}) must equal `encoder.out_features` "
+                    f"({encoder.out_features}); leave it out to use the encoder's."
+                )
+            hidden = encoder.out_features
+        hidden = 256 if hidden is None else hidden
         for name, value in (("in_features", in_features), ("hidden", hidden)):
-            if value < 1:
-                raise ValueError(f"`{name}` must be a positive integer, got {value}.")
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if width < 1 or depth < 0:
             raise ValueError(
                 f"`width` must be positive and `depth` non-negative, got width={width}, "
                 f"depth={depth}."
             )
         phi_key, rho_key = jax.random.split(key)
-        self.phi = eqx.nn.Linear(in_features, hidden, key=phi_key)
+        if encoder is None:
+            assert in_features is not None
+            self.phi = eqx.nn.Linear(in_features, hidden, key=phi_key)
+        else:
+            self.phi = encoder
         self.rho = eqx.nn.MLP(
             hidden, "scalar", width, depth, activation=jax.nn.relu, key=rho_key
         )
 
-    def embed(self, items: Float[Array, "n d"]) -> Float[Array, "n h"]:
+    def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n h"]:
         return jax.vmap(self.phi)(items)
 
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
         return self.rho(pooled)
 
 
-DeepSet.__init__.__doc__ = """**Arguments:**
+DeepSet.__init__.__doc__ = r"""**Arguments:**
 
-- `in_features`: the dimension $d$ of each item's feature vector.
-- `hidden`: the dimension of the item embedding $\\phi(v)$.
-- `width`: the width of each hidden layer of $\\rho$.
-- `depth`: the number of hidden layers of $\\rho$.
+- `in_features`: the dimension $d$ of each item's feature vector, for a linear $\phi$.
+- `encoder`: instead of `in_features`, the per-item encoder $\phi$, e.g. a
+    [`setfix.CNNEncoder`][] for images.
+- `hidden`: the dimension of the item embedding $\phi(v)$ (256 by default; with an
+    `encoder`, its `out_features`).
+- `width`: the width of each hidden layer of $\rho$.
+- `depth`: the number of hidden layers of $\rho$.
 - `key`: a JAX PRNG key for the initialisation.
 """
 

@@ -7,38 +7,44 @@ from jaxtyping import Array
 
 
 def check_items_and_mask(items, mask, *, allow_batch: bool = True):
-    """Validates `items` of shape (n, d) or (b, n, d) and a boolean `mask` of shape
-    (n,) or (b, n); `mask=None` means every item is real. Returns the arrays."""
+    """Validates `items` of shape (n, ...) or (b, n, ...) and a boolean `mask` of shape
+    (n,) or (b, n); the mask says whether the items are batched. `mask=None` means every
+    item is real and the items are vectors, (n, d) or (b, n, d). Returns the arrays."""
     if not hasattr(items, "shape") or not hasattr(items, "dtype"):
         raise TypeError(f"`items` must be an array, got {type(items).__name__}.")
     items = jnp.asarray(items)
-    ndims = (2, 3) if allow_batch else (2,)
     expected = "(n, d) or (batch, n, d)" if allow_batch else "(n, d)"
-    if items.ndim not in ndims:
-        raise ValueError(f"`items` must have shape {expected}, got shape {items.shape}.")
     if not jnp.issubdtype(items.dtype, jnp.floating):
         raise TypeError(
             f"`items` must be a floating-point array, got dtype {items.dtype}."
         )
-    if items.shape[-2] == 0:
-        raise ValueError(
-            "`items` holds an empty ground set (n = 0); every set needs at least one "
-            "item."
-        )
     if mask is None:
+        if items.ndim not in ((2, 3) if allow_batch else (2,)):
+            raise ValueError(f"`items` must have shape {expected} (or pass a `mask` for "
+                             f"items with more dimensions), got shape {items.shape}.")
         mask = jnp.ones(items.shape[:-1], dtype=bool)
     else:
         mask = jnp.asarray(mask)
-        if mask.shape != items.shape[:-1]:
+        if mask.ndim not in ((1, 2) if allow_batch else (1,)):
             raise ValueError(
-                f"`mask` must have shape {items.shape[:-1]} to match `items` of shape "
-                f"{items.shape}, got shape {mask.shape}."
+                f"`mask` must have shape {'(n,) or (batch, n)' if allow_batch else '(n,)'}, "
+                f"got shape {mask.shape}."
+            )
+        if items.ndim < mask.ndim + 1 or items.shape[: mask.ndim] != mask.shape:
+            raise ValueError(
+                f"`items` of shape {items.shape} do not match `mask` of shape "
+                f"{mask.shape}: expected items of shape {mask.shape + ('...',)}."
             )
         if mask.dtype != jnp.bool_:
             raise TypeError(
                 f"`mask` must be a boolean array (True for real items, False for "
                 f"padding), got dtype {mask.dtype}."
             )
+    if mask.shape[-1] == 0:
+        raise ValueError(
+            "`items` holds an empty ground set (n = 0); every set needs at least one "
+            "item."
+        )
     # The check rides on the small mask, not on the items: under data parallelism the
     # error branch is placed on one device, and what passes through it is gathered.
     mask = eqx.error_if(

@@ -1,0 +1,57 @@
+"""Datasets by name, as the command line and `setfix.Experiment` refer to them:
+`moons`, `gaussian`, `digits`, `amazon:<category>`, `compounds[:<target>]`,
+`bindingdb[:<target id>]` and `celeba`, with a `root` path where files are needed."""
+
+from .._dataset import SetDataset
+from ._amazon import amazon, CATEGORIES
+from ._compounds import bindingdb, compounds, FREEWILSON
+from ._images import celeba, digits
+from ._synthetic import gaussian, moons
+
+
+NAMES = ("moons", "gaussian", "digits", "amazon", "compounds", "bindingdb", "celeba")
+
+
+def parse(spec: str, root: str | None) -> tuple[str, str | None]:
+    """Checks a dataset name `name[:argument]` (and that `root` is given where the data
+    are files) and returns `(name, argument)`."""
+    name, _, argument = spec.partition(":")
+    argument = argument or None
+    if name not in NAMES:
+        raise ValueError(f"unknown dataset {spec!r}; expected one of moons, gaussian, "
+                         "digits, amazon:<category>, compounds[:<target>], bindingdb, "
+                         "celeba.")
+    if name in ("moons", "gaussian", "digits", "celeba") and argument is not None:
+        raise ValueError(f"dataset {name!r} takes no ':' argument, got {spec!r}.")
+    if name == "amazon" and argument not in CATEGORIES:
+        raise ValueError(f"dataset 'amazon' needs a category, 'amazon:<category>' with one "
+                         f"of {', '.join(CATEGORIES)}; got {spec!r}.")
+    needs_root = name in ("amazon", "bindingdb", "celeba") or (
+        name == "compounds" and argument not in (None, FREEWILSON))
+    if needs_root and root is None:
+        raise ValueError(f"dataset {spec!r} is read from files: give their location as "
+                         "`root` (--root PATH).")
+    if name == "compounds" and root is not None and argument is None:
+        raise ValueError("with a `root`, name the target: 'compounds:<target>', e.g. "
+                         "compounds:CHEMBL214_Ki.")
+    return name, argument
+
+
+def load(spec: str, root: str | None = None) -> tuple[SetDataset, SetDataset, SetDataset]:
+    """The `(train, val, test)` splits of the dataset named `spec` (default settings)."""
+    name, argument = parse(spec, root)
+    if name == "moons":
+        return moons()
+    if name == "gaussian":
+        return gaussian()
+    if name == "digits":
+        return digits()
+    if name == "amazon":
+        return amazon(root, argument)  # pyright: ignore
+    if name == "compounds":
+        if root is None:
+            return compounds()
+        return compounds(root, argument)
+    if name == "bindingdb":
+        return bindingdb(root, target=argument)
+    return celeba(root)
