@@ -99,7 +99,7 @@ class CNNEncoder(AbstractEncoder):
                 f"CNNEncoder expects one image of shape (channels, height, width), got "
                 f"shape {item.shape}."
             )
-        x = item
+        x = item.astype(self.convs[0].weight.dtype)  # convolutions need equal dtypes
         for conv in self.convs:
             x = jax.nn.relu(conv(x))
         return self.head(jnp.mean(x, axis=(1, 2)))

@@ -32,8 +32,8 @@ def check_items_and_mask(items, mask, *, allow_batch: bool = True):
             )
         if items.ndim < mask.ndim + 1 or items.shape[: mask.ndim] != mask.shape:
             raise ValueError(
-                f"`items` of shape {items.shape} do not match `mask` of shape "
-                f"{mask.shape}: expected items of shape {mask.shape + ('...',)}."
+                f"`mask` must have shape (n,) or (batch, n) matching the leading axes of "
+                f"`items` {items.shape}, got shape {mask.shape}."
             )
         if mask.dtype != jnp.bool_:
             raise TypeError(

@@ -56,7 +56,11 @@ def test_reproduce_prints_a_table(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--dataset", "mnist"], "--dataset"),
+        (["train", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+        (["train", "--dataset", "amazon:toys"], "(--root PATH)"),
+        (["train", "--dataset", "amazon:shoes", "--root", "."], "amazon:<category>"),
+        (["train", "--dataset", "amazon:toys", "--root", "/no/such"], "does not exist"),
+        (["reproduce", "--datasets", "moons,celeba"], "(--root PATH)"),
         (["train", "--method", "magic"], "--method"),
         (["train", "--lr", "-1e-3"], "--lr"),
         (["train", "--epochs", "0"], "--epochs"),

@@ -283,5 +283,34 @@ def test_mean_field_on_image_sets():
     solution = sf.idiffmf(num_samples=3)(f, items, mask, key=key)
     assert solution.psi.shape == (2, 5) and bool(solution.converged.all())
     assert float(solution.psi[1, 3:].sum()) == 0.0
-    with pytest.raises(ValueError, match="do not match `mask`"):
+    with pytest.raises(ValueError, match="matching the leading axes of `items`"):
         sf.idiffmf()(f, items, mask[:, :4], key=key)
+
+
+@needs_data
+def test_command_line_on_amazon(tmp_path, capsys):
+    from setfix._cli import main
+
+    args = ["train", "--dataset", "amazon:safety", "--root", str(AMAZON), "--epochs", "1",
+            "--train-sets", "16", "--val-sets", "8", "--test-sets", "8", "--quiet",
+            "--out", str(tmp_path / "run")]
+    main(args)
+    trained = capsys.readouterr().out.strip().splitlines()[-1]
+    main(["evaluate", str(tmp_path / "run")])
+    score = float(trained.rsplit(" ", 1)[1])
+    assert f"test Jaccard: {score:.2f}" in capsys.readouterr().out
+
+
+def test_experiment_on_image_sets(tmp_path):
+    """digits end to end: a CNN encoder chosen by the item type, trained, saved and
+    re-evaluated to the same figure."""
+    from setfix._experiment import evaluate_run, Experiment, load_run, run
+
+    config = Experiment(dataset="digits", method="equivset_copula", epochs=1,
+                        train_sets=16, val_sets=8, test_sets=8, batch_size=8)
+    results = run(config, tmp_path, progress=False)
+    _, model = load_run(tmp_path)
+    assert isinstance(model.set_function.phi, sf.CNNEncoder)
+    assert isinstance(model.recognition.encoder, sf.CNNEncoder)
+    again = evaluate_run(tmp_path)
+    assert again["jaccard"] == pytest.approx(results["test_jaccard"], abs=1e-6)
