@@ -172,7 +172,9 @@ def build_model(
     """The reference architecture: a DeepSet (plus a recognition network for EquiVSet),
     its per-item encoder chosen by the item type."""
     shape = (feature_shape,) if isinstance(feature_shape, int) else tuple(feature_shape)
-    f_key, q_key, fe_key, qe_key = jax.random.split(key, 4)
+    f_key, q_key = jax.random.split(key)
+    # Encoder keys are derived, so vector models initialise exactly as they always have.
+    fe_key, qe_key = jax.random.fold_in(f_key, 1), jax.random.fold_in(q_key, 1)
     encoder = build_encoder(item_type, shape, fe_key)
     if encoder is None:
         model = DeepSet(shape[0], key=f_key)

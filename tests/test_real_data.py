@@ -314,3 +314,19 @@ def test_experiment_on_image_sets(tmp_path):
     assert isinstance(model.recognition.encoder, sf.CNNEncoder)
     again = evaluate_run(tmp_path)
     assert again["jaccard"] == pytest.approx(results["test_jaccard"], abs=1e-6)
+
+
+def test_vector_models_initialise_as_the_reference_architecture_always_did():
+    """Encoders for other item types must not change how vector models initialise (the
+    published figures come from those initialisations)."""
+    import equinox as eqx
+    import jax
+
+    from setfix._experiment import build_model, Experiment
+
+    key = jax.random.key(3)
+    model = build_model(Experiment(), (2,), key)
+    reference = sf.DeepSet(2, key=jax.random.split(key)[0])
+    for a, b in zip(jax.tree.leaves(eqx.filter(model, eqx.is_array)),
+                    jax.tree.leaves(eqx.filter(reference, eqx.is_array)), strict=True):
+        np.testing.assert_array_equal(a, b)
