@@ -73,7 +73,7 @@ def test_amazon_bad_input(tmp_path):
         sf.datasets.amazon(tmp_path / "nowhere", "toys")
     with pytest.raises(ValueError, match="unknown Amazon category 'shoes'"):
         sf.datasets.amazon(AMAZON, "shoes")
-    with pytest.raises(FileNotFoundError, match="registry file"):
+    with pytest.raises(FileNotFoundError, match="expected 1_100_100_100_toys_regs.csv"):
         sf.datasets.amazon(tmp_path, "toys")
     (tmp_path / "1_100_100_100_toys_regs.csv").write_text("1,2,3\n4,x,6\n")
     with pytest.raises(FileFormatError, match=r"regs.csv, line 2: expected comma-separated"):
@@ -164,6 +164,7 @@ def test_bindingdb_takes_the_smallest_kd(tmp_path):
         rows.append(f"d{i}\t{s}\tP1\tMKTAYIAK\t{10.0 ** i}")  # Kd grows with i
     rows.append("d0\tCCO\tP1\tMKTAYIAK\t3.0")  # a repeated pair: averaged to 2.0
     rows.append("d1\tCCN\tP2\tGGGG\t0.5")
+    rows.append("d9\tnot-a-smiles\tP2\tGGGG\t1.0")  # line 12
     path = tmp_path / "bindingdb_kd.tab"
     path.write_text("\n".join(rows) + "\n")
     train, _, _ = sf.datasets.bindingdb(path, target="P1", ground_set=8, subset=2,
@@ -171,9 +172,10 @@ def test_bindingdb_takes_the_smallest_kd(tmp_path):
     assert train.pool.shape == (8, 64 + 20)
     for items, target in zip(train.items, train.target):
         assert sorted(items[target]) == [0, 1]  # the two strongest: smallest Kd
-    everything, _, _ = sf.datasets.bindingdb(path, ground_set=9, subset=1,
-                                             num_sets=(2, 1, 1), bits=64)
-    assert everything.metadata["pairs"] == 9
+    with pytest.warns(UserWarning, match="1 of 10 drug-target pairs .*line 12"):
+        everything, _, _ = sf.datasets.bindingdb(path, ground_set=9, subset=1,
+                                                 num_sets=(2, 1, 1), bits=64)
+    assert everything.metadata["pairs"] == 10 and len(everything.pool) == 9
     (tmp_path / "bad.tab").write_text("Drug\tY\nCCO\t1\n")
     with pytest.raises(FileFormatError, match="bad.tab, line 1: expected a header"):
         sf.datasets.bindingdb(tmp_path / "bad.tab")

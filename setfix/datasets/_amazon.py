@@ -162,9 +162,11 @@ def amazon(
         raise ValueError(f"`features` must be 'names' or 'pickle', got {features!r}.")
     if not isinstance(v_size, int) or v_size < 4:
         raise ValueError(f"`v_size` must be an integer of at least 4, got {v_size!r}.")
-    public = path / f"1_100_100_100_{category}_regs.csv"
-    regs_path = public if public.is_file() else path / f"{category}.csv"
-    regs_path = existing_file(regs_path, f"registry file (looked for {public.name} and)")
+    public, reference = path / f"1_100_100_100_{category}_regs.csv", path / f"{category}.csv"
+    regs_path = public if public.is_file() else reference
+    if not regs_path.is_file():
+        raise FileNotFoundError(f"no registry file for {category!r} in {str(path)!r}: "
+                                f"expected {public.name} (or {reference.name}).")
     registries = _read_registries(regs_path)
     num_items = max(int(r.max()) for r in registries)
     if features == "names":

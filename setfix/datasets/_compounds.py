@@ -254,6 +254,7 @@ def bindingdb(
     path = existing_file(path, "BindingDB table")
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
     pairs: dict[tuple[str, str], list[float]] = {}
+    first_line: dict[tuple[str, str], int] = {}
     with open(path, newline="", encoding="utf-8") as file:
         reader = csv.reader(file, delimiter=delimiter)
         header = next(reader, None)
@@ -278,6 +279,7 @@ def bindingdb(
                                                      is not None else None):
                 continue
             pairs.setdefault((drug, protein), []).append(kd)
+            first_line.setdefault((drug, protein), number)
     if not pairs:
         raise ValueError(f"{path} has no pairs" + (f" for target {target!r}." if target
                                                    else "."))
@@ -285,10 +287,12 @@ def bindingdb(
     smiles = [drug for drug, _ in keys]
     kd = np.array([np.mean(pairs[k]) for k in keys])
     features, valid = fingerprints(smiles, radius=radius, bits=bits)
-    invalid = [(i, s) for i, (s, ok) in enumerate(zip(smiles, valid)) if not ok]
+    invalid = [(first_line[k], k[0]) for k, ok in zip(keys, valid) if not ok]
     if invalid:
-        warnings.warn(f"{path}: {len(invalid)} of {len(smiles)} drug SMILES could not be "
-                      "parsed; their pairs are left out.", stacklevel=2)
+        shown = ", ".join(f"line {line}: {s!r}" for line, s in invalid[:5])
+        warnings.warn(f"{path}: {len(invalid)} of {len(smiles)} drug-target pairs have "
+                      f"SMILES RDKit cannot parse and are left out ({shown}"
+                      f"{', …' if len(invalid) > 5 else ''}).", stacklevel=2)
     proteins = np.stack([_composition(p) for (_, p), ok in zip(keys, valid) if ok])
     pool = np.concatenate([features, proteins], axis=1)
     meta = {"source": f"BindingDB Kd ({path.name})", "target": target, "radius": radius,
