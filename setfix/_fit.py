@@ -1,5 +1,6 @@
 """Training a set function from oracle examples: `fit` and `evaluate`."""
 
+import functools
 import json
 import pathlib
 import time
@@ -97,7 +98,10 @@ def evaluate(
             "converged": float(np.mean(np.concatenate(converged)))}
 
 
-def _train_step(model, opt_state, items, mask, target, key, *, method, optimizer, neg_num):
+@eqx.filter_jit
+def _train_step(model, opt_state, items, mask, target, key, method, optimizer, neg_num):
+    """One optimiser step. Jitted once per (method, optimiser, neg_num, shapes): later
+    calls of `fit` with the same values, e.g. the folds of `cross_validate`, reuse it."""
     solve_key, negative_key = jax.random.split(key)
     negatives = sample_negatives(negative_key, target, mask, neg_num)
     return method.update(model, opt_state, items, mask, target, negatives, key=solve_key,
@@ -182,11 +186,6 @@ def fit(
         best = history[best_epoch - 1]["val_jaccard"]  # full precision (JSON)
     model, opt_state = parallel.replicate((model, opt_state))
 
-    step = eqx.filter_jit(
-        lambda m, o, x, k, t, key: _train_step(  # noqa: E731
-            m, o, x, k, t, key, method=method, optimizer=optimizer, neg_num=neg_num
-        )
-    )
     drop_last = len(train) >= batch_size
     for epoch in range(done + 1, epochs + 1):
         if bad >= patience:
@@ -200,8 +199,9 @@ def fit(
                    desc=f"epoch {epoch}", leave=False)
         totals: dict[str, list[float]] = {}
         for i, batch in enumerate(bar):
-            model, opt_state, stats = step(model, opt_state, *parallel.batch(*batch),
-                                           jax.random.fold_in(train_key, i))
+            model, opt_state, stats = _train_step(
+                model, opt_state, *parallel.batch(*batch), jax.random.fold_in(train_key, i),
+                method, optimizer, neg_num)
             for name, value in stats.items():
                 totals.setdefault(name, []).append(float(value))
             bar.set_postfix(loss=f"{totals['loss'][-1]:.4f}",
@@ -244,6 +244,13 @@ def default_optimizer(
             raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
     if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
         raise ValueError(f"`weight_decay` must be a non-negative number, got {weight_decay!r}.")
+    return _optimizer(float(learning_rate), float(weight_decay), float(clip))
+
+
+@functools.lru_cache(maxsize=64)
+def _optimizer(learning_rate, weight_decay, clip):
+    # One object per setting: jitted training steps are cached on the optimiser's
+    # identity, so equal settings share their compiled step.
     adam = (optax.adamw(learning_rate, weight_decay=weight_decay) if weight_decay > 0
             else optax.adam(learning_rate))
     return optax.chain(optax.clip_by_global_norm(clip), adam)
