@@ -118,6 +118,12 @@ def test_compounds_offline_default():
         assert activity[items[target]].min() >= activity[items[~target]].max()
     again = sf.datasets.compounds(num_sets=(3, 1, 1))[0]
     np.testing.assert_array_equal(again.items, train.items[:3])
+    # disjoint: validation and test sets hold only molecules never seen in training
+    splits = sf.datasets.compounds(ground_set=100, num_sets=(20, 5, 5), disjoint=True)
+    seen = [set(s.items.ravel()) for s in splits]
+    assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+    with pytest.raises(ValueError, match="203 valid molecules available to the val split"):
+        sf.datasets.compounds(disjoint=True)
 
 
 @needs_data

@@ -112,23 +112,33 @@ def build_sets(
     seed: int,
     name: str,
     metadata: dict,
+    disjoint: bool = False,
 ) -> tuple[SetDataset, SetDataset, SetDataset]:
-    """Ground sets of `ground_set` random pool rows; S* their `subset` most active."""
+    """Ground sets of `ground_set` random pool rows; S* their `subset` most active. With
+    `disjoint`, the rows are first split 60/20/20 and each split draws from its own."""
     if not isinstance(ground_set, int) or not isinstance(subset, int) or not (
             1 <= subset <= ground_set):
         raise ValueError("`subset` and `ground_set` must be integers with 1 <= subset <= "
                          f"ground_set, got {subset!r} and {ground_set!r}.")
-    if ground_set > len(pool):
-        raise ValueError(f"`ground_set` ({ground_set}) exceeds the {len(pool)} valid "
-                         "molecules available; choose a smaller ground set.")
     if len(num_sets) != 3 or any(not isinstance(k, int) or k < 1 for k in num_sets):
         raise ValueError(f"`num_sets` must be three positive integers, got {num_sets!r}.")
     rng = np.random.default_rng(seed)
+    if disjoint:
+        order = rng.permutation(len(pool))
+        rows = np.split(order, [int(0.6 * len(pool)), int(0.8 * len(pool))])
+    else:
+        rows = [np.arange(len(pool))] * 3
+    for split, available in zip(("train", "val", "test"), rows):
+        if ground_set > len(available):
+            raise ValueError(f"`ground_set` ({ground_set}) exceeds the {len(available)} "
+                             f"valid molecules available to the {split} split; choose a "
+                             "smaller ground set" + (" or disjoint=False." if disjoint
+                                                     else "."))
     meta = dict(metadata, item_type="fingerprint", ground_set=ground_set, subset=subset,
-                seed=seed, molecules=len(pool))
+                seed=seed, molecules=len(pool), disjoint=disjoint)
     splits = []
-    for split, count in zip(("train", "val", "test"), num_sets):
-        grounds = [rng.choice(len(pool), ground_set, replace=False) for _ in range(count)]
+    for split, count, available in zip(("train", "val", "test"), num_sets, rows):
+        grounds = [rng.choice(available, ground_set, replace=False) for _ in range(count)]
         targets = [np.argsort(-activity[g], kind="stable")[:subset] for g in grounds]
         splits.append(SetDataset.from_sets(grounds, targets, name=f"{name}/{split}",
                                            metadata=meta, pool=pool))
@@ -159,6 +169,7 @@ def compounds(
     radius: int = 2,
     bits: int = 2048,
     seed: int = 1,
+    disjoint: bool = False,
 ) -> tuple[SetDataset, SetDataset, SetDataset]:
     r"""Compound selection against one target: `(train, val, test)`.
 
@@ -166,7 +177,9 @@ def compounds(
     target; $S^*$ is the `subset` strongest binders among them (highest activity, ties
     broken by position). Items are Morgan fingerprints (RDKit, `radius`, `bits`) stored
     once in a shared `pool`. As in the EquiVSet reference, all three splits draw from the
-    same molecules; the ground sets differ.
+    same molecules by default (the ground sets differ), so a model can score well by
+    remembering molecules; `disjoint=True` splits the molecules 60/20/20 first, and
+    validation and test sets then hold only molecules never seen in training.
 
     Data:
 
@@ -188,7 +201,8 @@ def compounds(
     - `subset`: $|S^*|$.
     - `num_sets`: the numbers of train, validation and test sets.
     - `radius`, `bits`: of the Morgan fingerprint.
-    - `seed`: seeds the draws of the ground sets.
+    - `seed`: seeds the draws of the ground sets (and the split of the molecules).
+    - `disjoint`: give each split its own molecules.
     """
     if root is None:
         if target not in (None, FREEWILSON):
@@ -210,7 +224,8 @@ def compounds(
     meta = {"source": source, "target": name, "radius": radius, "bits": bits,
             "invalid_smiles": invalid}
     return build_sets(features, activity, ground_set=ground_set, subset=subset,
-                      num_sets=num_sets, seed=seed, name=f"compounds-{name}", metadata=meta)
+                      num_sets=num_sets, seed=seed, name=f"compounds-{name}", metadata=meta,
+                      disjoint=disjoint)
 
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
@@ -232,6 +247,7 @@ def bindingdb(
     radius: int = 2,
     bits: int = 2048,
     seed: int = 1,
+    disjoint: bool = False,
 ) -> tuple[SetDataset, SetDataset, SetDataset]:
     r"""Compound selection on BindingDB $K_d$ as PyTDC saves it: `(train, val, test)`.
 
@@ -248,8 +264,8 @@ def bindingdb(
 
     - `path`: the table file.
     - `target`: restrict to one target, or `None` for all pairs (as the reference).
-    - `ground_set`, `subset`, `num_sets`, `radius`, `bits`, `seed`: as
-        [`setfix.datasets.compounds`][].
+    - `ground_set`, `subset`, `num_sets`, `radius`, `bits`, `seed`, `disjoint` (splits
+        the drug-target pairs): as [`setfix.datasets.compounds`][].
     """
     path = existing_file(path, "BindingDB table")
     delimiter = "," if path.suffix.lower() == ".csv" else "\t"
@@ -298,4 +314,5 @@ def bindingdb(
     meta = {"source": f"BindingDB Kd ({path.name})", "target": target, "radius": radius,
             "bits": bits, "invalid_smiles": invalid, "pairs": len(keys)}
     return build_sets(pool, -np.log10(kd[valid]), ground_set=ground_set, subset=subset,
-                      num_sets=num_sets, seed=seed, name="bindingdb", metadata=meta)
+                      num_sets=num_sets, seed=seed, name="bindingdb", metadata=meta,
+                      disjoint=disjoint)
