@@ -78,6 +78,11 @@ def test_amazon_bad_input(tmp_path):
     (tmp_path / "1_100_100_100_toys_regs.csv").write_text("1,2,3\n4,x,6\n")
     with pytest.raises(FileFormatError, match=r"regs.csv, line 2: expected comma-separated"):
         sf.datasets.amazon(tmp_path, "toys")
+    (tmp_path / "1_100_100_100_toys_regs.csv").write_text("1,2,3\n2,3,3\n")
+    with pytest.raises(FileFormatError, match=r"line 2: a registry lists an item twice"):
+        sf.datasets.amazon(tmp_path, "toys")
+    with pytest.raises(ValueError, match=r"`v_size` \(40\) exceeds the 36 items"):
+        sf.datasets.amazon(AMAZON, "safety", v_size=40)
     (tmp_path / "1_100_100_100_toys_regs.csv").write_text("1,2,3\n2,3,4\n1,3,4\n")
     (tmp_path / "1_100_100_100_toys_item_names.txt").write_text("1 a\n3 c\n")
     with pytest.raises(FileFormatError, match=r"item_names.txt, line 2: expected '2 <item"):

@@ -32,6 +32,9 @@ def _read_registries(path) -> list[np.ndarray]:
             if np.any(ids != np.round(ids)) or np.any(ids < 1):
                 raise FileFormatError(path, number, "item ids must be positive integers "
                                       f"(1-based), got {line[:60]!r}.")
+            if len(np.unique(ids)) != len(ids):
+                raise FileFormatError(path, number, "a registry lists an item twice, got "
+                                      f"{line[:60]!r}.")
             registries.append(ids.astype(np.int64))
     if not registries:
         raise FileFormatError(path, None, "no registries (the file is empty).")
@@ -180,6 +183,9 @@ def amazon(
     else:
         table = _pickle_features(existing_file(path / f"{category}.pickle",
                                                "feature pickle"), num_items)
+    if len(table) < v_size:
+        raise ValueError(f"`v_size` ({v_size}) exceeds the {len(table)} items of the "
+                         f"{category!r} catalogue.")
     kept = [r for r in registries if 2 < len(r) < v_size]
     if len(kept) < 3:
         raise ValueError(f"{regs_path} has {len(kept)} registries with 2 < |S| < "
