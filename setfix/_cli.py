@@ -48,6 +48,8 @@ def _experiment_options(p, *, epochs):
                    help="norm per set or over the batch (published) [%(default)s]")
     p.add_argument("--num-samples", type=_positive_int, default=d.num_samples,
                    help="Monte Carlo samples [%(default)s]")
+    p.add_argument("--max-steps", type=_positive_int, default=d.max_steps,
+                   help="most solver steps per iDiffMF solve [%(default)s]")
     p.add_argument("--epochs", type=_positive_int, default=epochs,
                    help="most epochs [%(default)s]")
     p.add_argument("--patience", type=_positive_int, default=d.patience,
@@ -77,7 +79,8 @@ def _config(args, dataset, method, seed):
         dataset=dataset, root=None if args.root is None else str(args.root.resolve()),
         method=method,
         scaling=args.scaling, c=args.c, over=args.over,
-        num_samples=args.num_samples, seed=seed, epochs=args.epochs,
+        num_samples=args.num_samples, max_steps=args.max_steps, seed=seed,
+        epochs=args.epochs,
         patience=args.patience, learning_rate=args.lr, weight_decay=args.weight_decay,
         batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
         test_sets=args.test_sets, prediction=args.prediction,

@@ -44,7 +44,9 @@ class Experiment:
     `compounds[:<target>]`, `bindingdb[:<target>]` or `celeba`), `root` (the data
     directory or file, for datasets read from files), `method` (a name in `METHODS`),
     `scaling` (`fro`, `nuc`, `c` or `none`; iDiffMF and the one-step gradient), `c`
-    (of `ConstantScaling`), `over` (`set` or `batch`), `num_samples`, `seed`, `epochs`,
+    (of `ConstantScaling`), `over` (`set` or `batch`), `num_samples`, `max_steps` (of
+    the iDiffMF and one-step solves, 20 as in the reference code; a set still moving
+    after them is reported as not converged), `seed`, `epochs`,
     `patience`, `learning_rate`, `weight_decay`, `batch_size`, `train_sets`,
     `val_sets`, `test_sets` (the first this many sets of each split; `None`: all),
     `prediction` (`solve` the fixed point, or the `reference` one step from 0.5).
@@ -57,6 +59,7 @@ class Experiment:
     c: float = 1.0
     over: str = "set"
     num_samples: int = 5
+    max_steps: int = 20
     seed: int = 0
     epochs: int = 100
     patience: int = 6
@@ -78,7 +81,7 @@ class Experiment:
                     f"unknown {name} {getattr(self, name)!r}; expected one of "
                     f"{', '.join(options)}."
                 )
-        for name in ("num_samples", "epochs", "patience", "batch_size"):
+        for name in ("num_samples", "max_steps", "epochs", "patience", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
@@ -130,9 +133,9 @@ def build_method(config: Experiment) -> AbstractMethod:
     """The method named by `config.method`."""
     m = config.num_samples
     if config.method == "idiffmf":
-        return idiffmf(build_scaling(config), num_samples=m)
+        return idiffmf(build_scaling(config), num_samples=m, max_steps=config.max_steps)
     if config.method == "onestep":
-        return onestep(build_scaling(config), num_samples=m)
+        return onestep(build_scaling(config), num_samples=m, max_steps=config.max_steps)
     if config.method == "diffmf":
         return diffmf(num_samples=m)
     if config.method == "equivset_ind":

@@ -64,6 +64,7 @@ def test_reproduce_prints_a_table(tmp_path, capsys):
         (["train", "--method", "magic"], "--method"),
         (["train", "--lr", "-1e-3"], "--lr"),
         (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--max-steps", "0"], "--max-steps"),
         (["reproduce", "--methods", "idiffmf,magic"], "magic"),
         (["evaluate", "/no/such/run"], "does not exist"),
     ],

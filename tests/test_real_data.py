@@ -343,3 +343,12 @@ def test_vector_models_initialise_as_the_reference_architecture_always_did():
     for a, b in zip(jax.tree.leaves(eqx.filter(model, eqx.is_array)),
                     jax.tree.leaves(eqx.filter(reference, eqx.is_array)), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_experiment_solves_with_at_most_max_steps():
+    from setfix._experiment import build_method, Experiment
+
+    assert build_method(Experiment()).max_steps == 20
+    assert build_method(Experiment(method="onestep", max_steps=7)).max_steps == 7
+    with pytest.raises(ValueError, match="`max_steps` must be a positive integer"):
+        Experiment(max_steps=0)
