@@ -42,6 +42,7 @@ def concatenate(*parts: SetDataset) -> SetDataset:
         pool,
     )
 
+
 def cross_validate(
     make_model: Callable[[PRNGKeyArray], AbstractSetFunction],
     method: AbstractMethod,

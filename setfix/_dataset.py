@@ -100,7 +100,7 @@ class SetDataset(eqx.Module):
     @property
     def feature_shape(self) -> tuple[int, ...]:
         """The shape of one item's features: `(d,)` for vectors, `(C, H, W)` for images."""
-        return tuple((self.items if self.pool is None else self.pool[None]).shape[2:])
+        return self.items.shape[2:] if self.pool is None else self.pool.shape[1:]
 
     def features(self, index=slice(None)) -> np.ndarray:
         """The `(len, n, ...)` item features of the sets selected by `index`, gathered

@@ -112,3 +112,32 @@ CNNEncoder.__init__.__doc__ = """**Arguments:**
 - `channels`: the output channels of the successive stride-2 convolutions.
 - `key`: a JAX PRNG key for the initialisation.
 """
+
+
+def item_encoder(
+    in_features: int | None,
+    encoder: AbstractEncoder | None,
+    hidden: int | None,
+    key: PRNGKeyArray,
+) -> tuple[eqx.nn.Linear | AbstractEncoder, int]:
+    """The per-item map of a model given either `in_features` (a linear map to `hidden`,
+    256 by default, initialised with `key`) or an `encoder` (whose `out_features`
+    `hidden` must match if given). Returns `(map, embedding dimension)`."""
+    if (in_features is None) == (encoder is None):
+        raise ValueError("give exactly one of `in_features` (a linear encoder) and `encoder`.")
+    if encoder is not None:
+        if not isinstance(encoder, AbstractEncoder):
+            raise TypeError(
+                f"`encoder` must be a setfix.AbstractEncoder, got {type(encoder).__name__}."
+            )
+        if hidden is not None and hidden != encoder.out_features:
+            raise ValueError(
+                f"`hidden` ({hidden}) must equal `encoder.out_features` "
+                f"({encoder.out_features}); leave it out to use the encoder's."
+            )
+        return encoder, encoder.out_features
+    hidden = 256 if hidden is None else hidden
+    for name, value in (("in_features", in_features), ("hidden", hidden)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return eqx.nn.Linear(in_features, hidden, key=key), hidden

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from ._encoders import AbstractEncoder
+from ._encoders import AbstractEncoder, item_encoder
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, split_set_function
 from ._losses import mean_field_nll
@@ -47,30 +47,12 @@ class RecognitionNetwork(eqx.Module):
         depth: int = 2,
         key: PRNGKeyArray,
     ):
-        if (in_features is None) == (encoder is None):
-            raise ValueError("give exactly one of `in_features` (a linear encoder) and "
-                             "`encoder`.")
-        if encoder is not None:
-            if not isinstance(encoder, AbstractEncoder):
-                raise TypeError("`encoder` must be a setfix.AbstractEncoder, got "
-                                f"{type(encoder).__name__}.")
-            if hidden is not None and hidden != encoder.out_features:
-                raise ValueError(f"`hidden` ({hidden}) must equal `encoder.out_features` "
-                                 f"({encoder.out_features}).")
-            hidden = encoder.out_features
-        hidden = 256 if hidden is None else hidden
-        if (in_features is not None and in_features < 1) or min(rank, hidden, width,
-                                                                depth) < 1:
+        if min(rank, width, depth) < 1:
             raise ValueError(
-                "`in_features`, `rank`, `hidden`, `width` and `depth` must be positive, "
-                f"got {in_features}, {rank}, {hidden}, {width}, {depth}."
+                f"`rank`, `width` and `depth` must be positive, got {rank}, {width}, {depth}."
             )
         keys = jax.random.split(key, 5)
-        if encoder is None:
-            assert in_features is not None
-            self.encoder = eqx.nn.Linear(in_features, hidden, key=keys[0])
-        else:
-            self.encoder = encoder
+        self.encoder, hidden = item_encoder(in_features, encoder, hidden, keys[0])
         self.body = eqx.nn.MLP(hidden, width, width, depth - 1, activation=jax.nn.relu,
                                key=keys[1])
         self.mean_head = eqx.nn.Linear(width, "scalar", key=keys[2])

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._encoders import AbstractEncoder
+from ._encoders import AbstractEncoder, item_encoder
 
 
 class AbstractSetFunction(eqx.Module):
@@ -73,35 +73,13 @@ class DeepSet(AbstractPooledSetFunction):
         depth: int = 2,
         key: PRNGKeyArray,
     ):
-        if (in_features is None) == (encoder is None):
-            raise ValueError("give exactly one of `in_features` (a linear φ) and `encoder`.")
-        if encoder is not None:
-            if not isinstance(encoder, AbstractEncoder):
-                raise TypeError(
-                    "`encoder` must be a setfix.AbstractEncoder, got "
-                    f"{type(encoder).__name__}."
-                )
-            if hidden is not None and hidden != encoder.out_features:
-                raise ValueError(
-                    f"`hidden` ({hidden}) must equal `encoder.out_features` "
-                    f"({encoder.out_features}); leave it out to use the encoder's."
-                )
-            hidden = encoder.out_features
-        hidden = 256 if hidden is None else hidden
-        for name, value in (("in_features", in_features), ("hidden", hidden)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
         if width < 1 or depth < 0:
             raise ValueError(
                 f"`width` must be positive and `depth` non-negative, got width={width}, "
                 f"depth={depth}."
             )
         phi_key, rho_key = jax.random.split(key)
-        if encoder is None:
-            assert in_features is not None
-            self.phi = eqx.nn.Linear(in_features, hidden, key=phi_key)
-        else:
-            self.phi = encoder
+        self.phi, hidden = item_encoder(in_features, encoder, hidden, phi_key)
         self.rho = eqx.nn.MLP(
             hidden, "scalar", width, depth, activation=jax.nn.relu, key=rho_key
         )

@@ -145,18 +145,16 @@ def build_sets(
     return tuple(splits)
 
 
-def _featurise(smiles, activity, lines, path, radius, bits):
+def _featurise(smiles, lines, path, radius, bits, what="SMILES could not be parsed"):
+    """Fingerprints and which SMILES RDKit parsed; those it could not are warned about
+    with their lines and returned as `(line, smiles)` pairs."""
     features, valid = fingerprints(smiles, radius=radius, bits=bits)
     invalid = [(line, s) for line, s, ok in zip(lines, smiles, valid) if not ok]
     if invalid:
         shown = ", ".join(f"line {line}: {s!r}" for line, s in invalid[:5])
-        warnings.warn(f"{path}: {len(invalid)} of {len(smiles)} SMILES could not be parsed "
-                      f"and are left out ({shown}{', …' if len(invalid) > 5 else ''}).",
-                      stacklevel=3)
-    if not np.all(np.isfinite(activity)):
-        bad = lines[int(np.argmin(np.isfinite(activity)))]
-        raise FileFormatError(path, bad, "activity is NaN or infinite.")
-    return features, activity[valid], invalid
+        warnings.warn(f"{path}: {len(invalid)} of {len(smiles)} {what} and are left out "
+                      f"({shown}{', …' if len(invalid) > 5 else ''}).", stacklevel=3)
+    return features, valid, invalid
 
 
 def compounds(
@@ -220,7 +218,11 @@ def compounds(
         path = existing_file(folder / f"{target}.csv", f"table for target {target!r}")
         smiles, activity, lines = _read_moleculeace(path)
         name, source = target, "MoleculeACE (ChEMBL), y = -log10(nM)"
-    features, activity, invalid = _featurise(smiles, activity, lines, path, radius, bits)
+    if not np.all(np.isfinite(activity)):
+        bad = lines[int(np.argmin(np.isfinite(activity)))]
+        raise FileFormatError(path, bad, "activity is NaN or infinite.")
+    features, valid, invalid = _featurise(smiles, lines, path, radius, bits)
+    activity = activity[valid]
     meta = {"source": source, "target": name, "radius": radius, "bits": bits,
             "invalid_smiles": invalid}
     return build_sets(features, activity, ground_set=ground_set, subset=subset,
@@ -302,13 +304,9 @@ def bindingdb(
     keys = list(pairs)
     smiles = [drug for drug, _ in keys]
     kd = np.array([np.mean(pairs[k]) for k in keys])
-    features, valid = fingerprints(smiles, radius=radius, bits=bits)
-    invalid = [(first_line[k], k[0]) for k, ok in zip(keys, valid) if not ok]
-    if invalid:
-        shown = ", ".join(f"line {line}: {s!r}" for line, s in invalid[:5])
-        warnings.warn(f"{path}: {len(invalid)} of {len(smiles)} drug-target pairs have "
-                      f"SMILES RDKit cannot parse and are left out ({shown}"
-                      f"{', …' if len(invalid) > 5 else ''}).", stacklevel=2)
+    features, valid, invalid = _featurise(
+        smiles, [first_line[k] for k in keys], path, radius, bits,
+        what="drug-target pairs have SMILES RDKit cannot parse")
     proteins = np.stack([_composition(p) for (_, p), ok in zip(keys, valid) if ok])
     pool = np.concatenate([features, proteins], axis=1)
     meta = {"source": f"BindingDB Kd ({path.name})", "target": target, "radius": radius,
