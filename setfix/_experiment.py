@@ -179,14 +179,11 @@ def build_model(
     # Encoder keys are derived, so vector models initialise exactly as they always have.
     fe_key, qe_key = jax.random.fold_in(f_key, 1), jax.random.fold_in(q_key, 1)
     encoder = build_encoder(item_type, shape, fe_key)
-    if encoder is None:
-        model = DeepSet(shape[0], key=f_key)
-    else:
-        model = DeepSet(encoder=encoder, key=f_key)
+    linear = shape[0] if encoder is None else None  # in_features of a linear encoder
+    model = DeepSet(linear, encoder=encoder, key=f_key)
     if config.method.startswith("equivset"):
-        q_encoder = build_encoder(item_type, shape, qe_key)
-        recognition = (RecognitionNetwork(shape[0], key=q_key) if q_encoder is None else
-                       RecognitionNetwork(encoder=q_encoder, key=q_key))
+        recognition = RecognitionNetwork(
+            linear, encoder=build_encoder(item_type, shape, qe_key), key=q_key)
         model = AmortizedSetFunction(model, recognition)
     return model
 
