@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 
 from .._dataset import SetDataset
-from ._files import directory, existing_file, FileFormatError, optional
+from ._files import check_num_sets, directory, existing_file, FileFormatError, optional
 
 
 FREEWILSON = "CHEMBL2321810"
@@ -120,8 +120,7 @@ def build_sets(
             1 <= subset <= ground_set):
         raise ValueError("`subset` and `ground_set` must be integers with 1 <= subset <= "
                          f"ground_set, got {subset!r} and {ground_set!r}.")
-    if len(num_sets) != 3 or any(not isinstance(k, int) or k < 1 for k in num_sets):
-        raise ValueError(f"`num_sets` must be three positive integers, got {num_sets!r}.")
+    check_num_sets(num_sets)
     rng = np.random.default_rng(seed)
     if disjoint:
         order = rng.permutation(len(pool))

@@ -36,6 +36,12 @@ def optional(module: str, extra: str, purpose: str) -> ModuleType:
         ) from error
 
 
+def check_num_sets(num_sets) -> None:
+    """`num_sets` must be the sizes of the train, validation and test splits."""
+    if len(num_sets) != 3 or any(not isinstance(k, int) or k < 1 for k in num_sets):
+        raise ValueError(f"`num_sets` must be three positive integers, got {num_sets!r}.")
+
+
 class FileFormatError(ValueError):
     """A data file that does not have the expected format (names the file and line)."""
 

@@ -4,7 +4,7 @@ that do not (CelebA as in EquiVSet, and scikit-learn's bundled digits offline)."
 import numpy as np
 
 from .._dataset import SetDataset
-from ._files import directory, existing_file, FileFormatError, optional
+from ._files import check_num_sets, directory, existing_file, FileFormatError, optional
 
 
 def _plant(rng, normal, anomalous, set_size, anomalies):
@@ -19,8 +19,7 @@ def _plant(rng, normal, anomalous, set_size, anomalies):
 def _check_sizes(set_size, num_sets):
     if not isinstance(set_size, int) or set_size < 4:
         raise ValueError(f"`set_size` must be an integer of at least 4, got {set_size!r}.")
-    if len(num_sets) != 3 or any(not isinstance(k, int) or k < 1 for k in num_sets):
-        raise ValueError(f"`num_sets` must be three positive integers, got {num_sets!r}.")
+    check_num_sets(num_sets)
 
 
 def digits(
