@@ -110,6 +110,9 @@ class AmortizedSetFunction(AbstractPooledSetFunction):
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
         return self.set_function.readout(pooled)
 
+    def folded(self) -> AbstractPooledSetFunction:
+        return self.set_function.folded()
+
 
 AmortizedSetFunction.__init__.__doc__ = """**Arguments:**
 

@@ -1,7 +1,7 @@
 """Evaluation of a set function from pooled sums (private).
 
 Every set function is evaluated as ``readout(subset @ embedding)``: a pooled set function
-uses its own ``embed``/``readout`` split, so the per-item encoder runs once per ground set;
+uses the ``embed``/``readout`` split of its ``folded`` form, so the per-item encoder runs once per ground set;
 any other set function uses the identity embedding (the pooled sum *is* the subset
 indicator) and ``readout(s) = f(items, s)``.
 """
@@ -34,8 +34,10 @@ class _SubsetReadout(eqx.Module):
 def split_set_function(
     f: AbstractSetFunction, items: Float[Array, "n d"]
 ) -> tuple[Callable, Float[Array, "n h"]]:
-    """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)`."""
+    """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)`; a
+    pooled set function is evaluated in its `folded` form."""
     if isinstance(f, AbstractPooledSetFunction):
+        f = f.folded()
         return _PooledReadout(f), f.embed(items)
     return _SubsetReadout(f, items), jnp.eye(items.shape[0], dtype=items.dtype)
 

@@ -91,6 +91,7 @@ def _split(f, items, batched):
         readout, embedding = split_set_function(f, items)
         return readout, embedding, None
     if isinstance(f, AbstractPooledSetFunction):
+        f = f.folded()
         return _PooledReadout(f), jax.vmap(f.embed)(items), None
     eye = jnp.eye(items.shape[1], dtype=items.dtype)
     embedding = jnp.broadcast_to(eye, (items.shape[0],) + eye.shape)

@@ -46,10 +46,45 @@ class AbstractPooledSetFunction(AbstractSetFunction):
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
         r"""The value $\rho(s)$ of a pooled sum $s = \sum_{i \in S} \phi(v_i)$."""
 
+    def folded(self) -> "AbstractPooledSetFunction":
+        r"""An equivalent pooled set function (the same $F(S, V)$ for every $S$ and
+        $V$) that is cheaper to evaluate many times on one ground set. Estimators and
+        solvers call it once per solve and evaluate its `readout` on pooled sums of its
+        `embed`. The default is `self`; [`setfix.DeepSet`][] folds the first linear
+        layer of $\rho$ into the embeddings."""
+        return self
+
     def __call__(
         self, items: Float[Array, "n d"], subset: Float[Array, " n"]
     ) -> Float[Array, ""]:
         return self.readout(subset @ self.embed(items))
+
+
+class _AddBias(eqx.Module):
+    """What is left of a linear layer whose weight was folded into the embeddings."""
+
+    bias: Float[Array, " out"] | None
+
+    def __call__(self, x: Float[Array, " out"]) -> Float[Array, " out"]:
+        return x if self.bias is None else x + self.bias
+
+
+class _FoldedDeepSet(AbstractPooledSetFunction):
+    r"""A DeepSet with $\rho$'s first layer $x \mapsto Wx + b$ folded into the
+    embeddings: $\phi'(v) = W\phi(v)$ and $\rho'(s') = \rho_{>1}(s' + b)$, so that
+    $\rho'(\sum_{i \in S} \phi'(v_i)) = \rho(\sum_{i \in S} \phi(v_i))$ exactly (up
+    to rounding). A readout of $F(S \pm i)$ then starts from one add of precomputed
+    rows, $s' \pm \phi'(v_i)$, instead of a matmul."""
+
+    phi: eqx.nn.Linear | AbstractEncoder
+    weight: Float[Array, "width h"]
+    rho: eqx.nn.MLP
+
+    def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n width"]:
+        return jax.vmap(self.phi)(items) @ self.weight.T
+
+    def readout(self, pooled: Float[Array, " width"]) -> Float[Array, ""]:
+        return self.rho(pooled)
 
 
 class DeepSet(AbstractPooledSetFunction):
@@ -89,6 +124,16 @@ class DeepSet(AbstractPooledSetFunction):
 
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
         return self.rho(pooled)
+
+    def folded(self) -> AbstractPooledSetFunction:
+        """This DeepSet with the first linear layer of $\\rho$ folded into the item
+        embeddings (see [`setfix.AbstractPooledSetFunction.folded`][]); `self` when
+        $\\rho$ has no hidden layer."""
+        if self.rho.depth == 0:
+            return self
+        first = self.rho.layers[0]
+        rest = eqx.tree_at(lambda r: r.layers[0], self.rho, _AddBias(first.bias))
+        return _FoldedDeepSet(self.phi, first.weight, rest)
 
 
 DeepSet.__init__.__doc__ = r"""**Arguments:**
