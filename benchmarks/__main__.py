@@ -1,9 +1,11 @@
-"""`python -m benchmarks [memory|solvers|gradients|implicit_fd ...] [--quick]`: runs the named
-benchmarks (default: all), each writing JSON and PNG under benchmarks/results/."""
+"""`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
+gradients, implicit_fd, throughput, iterations, compile_time, end_to_end; default: all),
+each writing JSON and PNG under benchmarks/results/. The options (e.g. `--quick`) go to
+every named benchmark."""
 
 import sys
 
-from . import gradients, implicit_fd, memory, solvers
+from . import end_to_end, gradients, implicit_fd, memory, solvers, throughput
 
 
 BENCHMARKS = {
@@ -11,12 +13,16 @@ BENCHMARKS = {
     "solvers": solvers.main,
     "gradients": gradients.main,
     "implicit_fd": implicit_fd.main,
+    "throughput": throughput.main,
+    "end_to_end": end_to_end.main,
 }
 
 
 def main(argv):
-    names = [a for a in argv if not a.startswith("-")] or list(BENCHMARKS)
-    flags = [a for a in argv if a.startswith("-")]
+    # Leading names choose benchmarks; everything from the first option on is passed to
+    # each of them.
+    first = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    names, flags = argv[:first] or list(BENCHMARKS), argv[first:]
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")

@@ -1,9 +1,9 @@
 """Evaluation of a set function from pooled sums (private).
 
 Every set function is evaluated as ``readout(subset @ embedding)``: a pooled set function
-uses the ``embed``/``readout`` split of its ``folded`` form, so the per-item encoder runs once per ground set;
-any other set function uses the identity embedding (the pooled sum *is* the subset
-indicator) and ``readout(s) = f(items, s)``.
+uses the ``embed``/``readout`` split of its ``folded`` form, so the per-item encoder runs
+once per ground set; any other set function uses the identity embedding (the pooled sum
+*is* the subset indicator) and ``readout(s) = f(items, s)``.
 """
 
 from collections.abc import Callable
