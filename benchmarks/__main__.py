@@ -1,11 +1,21 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
-gradients, implicit_fd, throughput, iterations, compile_time, end_to_end; default: all),
+gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end; default: all),
 each writing JSON and PNG under benchmarks/results/. The options (e.g. `--quick`) go to
 every named benchmark."""
 
 import sys
 
-from . import end_to_end, gradients, implicit_fd, memory, solvers, throughput
+from . import (
+    compile_time,
+    end_to_end,
+    floor,
+    gradients,
+    implicit_fd,
+    iterations,
+    memory,
+    solvers,
+    throughput,
+)
 
 
 BENCHMARKS = {
@@ -14,6 +24,9 @@ BENCHMARKS = {
     "gradients": gradients.main,
     "implicit_fd": implicit_fd.main,
     "throughput": throughput.main,
+    "floor": floor.main,
+    "iterations": iterations.main,
+    "compile_time": compile_time.main,
     "end_to_end": end_to_end.main,
 }
 

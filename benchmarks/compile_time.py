@@ -1,0 +1,87 @@
+"""Compile time: the first call of the training step `fit` runs (trace, lower and XLA
+compile) minus a later call, in a fresh process per method, at the default `setfix
+train` shapes (Moons: batch 128, n = 100, DeepSet 256/500/500, m = 5, at most 20
+steps). Also the first validation batch (`evaluate`'s jitted solve, batch 256).
+
+    python -m benchmarks compile_time [--quick]
+"""
+
+import json
+import subprocess
+import sys
+import time
+
+import jax
+
+from ._common import quick_flag, save
+
+
+METHODS = ("idiffmf", "diffmf", "equivset_copula")
+
+
+def _child(method_name: str, batch: int) -> dict:
+    import setfix as sf
+    from setfix._experiment import build_method, build_model, Experiment
+    from setfix._fit import _evaluate_batch, _train_step
+
+    train, val, _ = sf.datasets.moons(num_sets=max(batch, 256))
+    experiment = Experiment(dataset="moons", method=method_name)
+    model = build_model(experiment, train.feature_shape, jax.random.key(0))
+    method = build_method(experiment)
+    optimizer = sf.default_optimizer(1e-3)
+    opt_state = method.init_optimizer(optimizer, model)
+    batches = train.batches(batch)
+
+    def step(key):
+        items, mask, target = next(batches)
+        out = _train_step(model, opt_state, items, mask, target, key, method, optimizer, 1)
+        return jax.block_until_ready(out)
+
+    start = time.perf_counter()
+    step(jax.random.key(1))
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    step(jax.random.key(2))
+    later = time.perf_counter() - start
+
+    items, mask, target = next(val.batches(256))
+    timings = []
+    for key in range(2):
+        start = time.perf_counter()
+        jax.block_until_ready(_evaluate_batch(model, method, items, mask, target,
+                                              jax.random.key(key)))
+        timings.append(time.perf_counter() - start)
+    return {
+        "method": method_name,
+        "first_step_seconds": first,
+        "later_step_seconds": later,
+        "compile_seconds": first - later,
+        "first_validation_seconds": timings[0],
+        "later_validation_seconds": timings[1],
+        "validation_compile_seconds": timings[0] - timings[1],
+    }
+
+
+def main(argv):
+    quick = quick_flag(argv)
+    batch = 16 if quick else 128
+    rows = []
+    for method in METHODS:
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.compile_time", "--child", method, str(batch)],
+            check=True, capture_output=True, text=True,
+        )
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(f"{method:16s} compile {row['compile_seconds']:5.1f} s (first step "
+              f"{row['first_step_seconds']:.1f} s, later {row['later_step_seconds']:.2f} s); "
+              f"validation compile {row['validation_compile_seconds']:.1f} s", flush=True)
+    save("compile_time_quick" if quick else "compile_time",
+         {"dataset": "moons", "batch": batch, "n": 100, "methods": METHODS}, rows)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        print(json.dumps(_child(sys.argv[2], int(sys.argv[3]))))
+    else:
+        main(sys.argv[1:])

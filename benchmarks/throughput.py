@@ -1,0 +1,236 @@
+"""Throughput: seconds per training gradient step of the default iDiffMF composition
+(DeepSet 256/500/500, m = 5 samples, tol 1e-6, at most 20 steps, implicit adjoint,
+float32) against the reference cost structure (`_reference.py`: m×n×n masks, the
+encoder inside every iteration, float64, batch-wide Frobenius scaling, one-step
+gradient), on the same shapes and data. (`floor.py` times one iteration against the
+readouts it cannot avoid.)
+
+Every measurement runs in a fresh child process (x64 only in the reference's), and
+the children alternate (setfix, reference, setfix, reference, ...) over `--rounds`
+rounds, so both see the same machine state; a figure is the median over rounds of
+each child's best of `--repeats` steps after a warm-up step.
+
+    python -m benchmarks throughput [--quick] [--rounds R] [--repeats K] [--only NAMES]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._common import pyplot, save, save_figure
+
+
+BATCH = 16
+NUM_SAMPLES = 5
+# name: (n, item shape, encoder); "scaling" rows are the Moons setting at other n.
+CONFIGS = {
+    "moons": (100, (2,), "linear"),
+    "amazon": (30, (768,), "linear"),
+    "compounds": (300, (2048,), "fingerprint"),
+    "celeba": (8, (3, 64, 64), "cnn"),
+    "scaling-25": (25, (2,), "linear"),
+    "scaling-50": (50, (2,), "linear"),
+    "scaling-200": (200, (2,), "linear"),
+}
+QUICK = {
+    "moons": (20, (2,), "linear"),
+    "celeba": (4, (3, 16, 16), "cnn"),
+}
+
+
+# ----------------------------------------------------------------------------- children
+
+
+def _model(encoder, shape, key):
+    import setfix as sf
+
+    phi_key, model_key = jax.random.split(key)
+    if encoder == "linear":
+        return sf.DeepSet(shape[0], key=model_key)
+    if encoder == "fingerprint":
+        return sf.DeepSet(encoder=sf.MLPEncoder(shape[0], 256, key=phi_key), key=model_key)
+    return sf.DeepSet(encoder=sf.CNNEncoder(shape[0], 256, key=phi_key), key=model_key)
+
+
+def _data(n, shape, encoder, batch, key):
+    """Items, and targets of about n/10 items per set (2 of 8 for images)."""
+    item_key, order_key = jax.random.split(key)
+    if encoder == "fingerprint":
+        items = jax.random.bernoulli(item_key, 0.05, (batch, n) + shape).astype(jnp.float32)
+    else:
+        items = jax.random.normal(item_key, (batch, n) + shape)
+    k = max(2, n // 10) if n > 8 else 2
+    ranks = jnp.argsort(jax.random.uniform(order_key, (batch, n)), axis=1)
+    target = ranks < k
+    return items, target
+
+
+def _best(fn, repeats):
+    jax.block_until_ready(fn())  # warm-up (and compilation)
+    times, out = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def _child_setfix(n, shape, encoder, batch, repeats):
+
+    import setfix as sf
+
+    model = _model(encoder, shape, jax.random.key(0))
+    items, target = _data(n, shape, encoder, batch, jax.random.key(1))
+    mask = jnp.ones((batch, n), bool)
+    method = sf.idiffmf(tolerance=1e-6, max_steps=20)
+    optimizer = sf.default_optimizer(1e-4)
+    opt_state = method.init_optimizer(optimizer, model)
+
+    @eqx.filter_jit
+    def step(model, opt_state, key):
+        solve_key, negative_key = jax.random.split(key)
+        negatives = sf.sample_negatives(negative_key, target, mask, 1)
+        return method.update(model, opt_state, items, mask, target, negatives,
+                             key=solve_key, optimizer=optimizer)
+
+    keys = iter(jax.random.split(jax.random.key(2), repeats + 1))
+    seconds, (_, _, stats) = _best(lambda: step(model, opt_state, next(keys)), repeats)
+
+    return {
+        "seconds_per_step": seconds,
+        "iterations": float(stats["num_steps"]),
+        "converged": float(stats["converged"]),
+    }
+
+
+def _child_reference(n, shape, encoder, batch, repeats):
+    jax.config.update("jax_enable_x64", True)
+    import setfix as sf
+
+    from . import _reference
+    from ._common import as_float64
+
+    model = as_float64(_model(encoder, shape, jax.random.key(0)))
+    items, target = _data(n, shape, encoder, batch, jax.random.key(1))
+    items = items.astype(jnp.float64)
+    mask = jnp.ones((batch, n), bool)
+    optimizer = _reference.optimizer()
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    keys = iter(jax.random.split(jax.random.key(2), 2 * (repeats + 1)))
+
+    def step():
+        negatives = sf.sample_negatives(next(keys), target, mask, 1)
+        return _reference.train_step(model, opt_state, items, target, negatives,
+                                     next(keys), optimizer)
+
+    seconds, (_, _, steps) = _best(step, repeats)
+    return {"seconds_per_step": seconds, "iterations": float(steps)}
+
+
+def child(spec: dict) -> dict:
+    n, shape, encoder = spec["n"], tuple(spec["shape"]), spec["encoder"]
+    run = _child_reference if spec["impl"] == "reference" else _child_setfix
+    return run(n, shape, encoder, spec["batch"], spec["repeats"])
+
+
+# ----------------------------------------------------------------------------- parent
+
+
+def _spawn(spec: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.throughput", "--child", json.dumps(spec)],
+        check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks throughput")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--only", default=None, help="comma-separated config names")
+    return parser.parse_args(argv)
+
+
+def main(argv):
+    args = _parse(argv)
+    configs = QUICK if args.quick else CONFIGS
+    if args.only:
+        configs = {k: configs[k] for k in args.only.split(",")}
+    batch = 4 if args.quick else args.batch
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for r in range(1 if args.quick else args.rounds):
+        for name, (n, shape, encoder) in configs.items():
+            for impl in ("setfix", "reference"):
+                spec = {"impl": impl, "n": n, "shape": shape, "encoder": encoder,
+                        "batch": batch, "repeats": 1 if args.quick else args.repeats}
+                result = _spawn(spec)
+                runs.setdefault((name, impl), []).append(result)
+                print(f"round {r}: {name:12s} {impl:9s} "
+                      f"{result['seconds_per_step']:8.3f} s/step, "
+                      f"{result['iterations']:.1f} iterations", flush=True)
+    rows = []
+    for name, (n, shape, encoder) in configs.items():
+        ours, ref = runs[(name, "setfix")], runs[(name, "reference")]
+        median = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
+        row = {
+            "config": name, "n": n, "item_shape": list(shape), "encoder": encoder,
+            "batch": batch,
+            "setfix_seconds_per_step": median(ours, "seconds_per_step"),
+            "reference_seconds_per_step": median(ref, "seconds_per_step"),
+            "setfix_iterations": median(ours, "iterations"),
+            "reference_iterations": median(ref, "iterations"),
+            "runs": {"setfix": ours, "reference": ref},
+        }
+        row["speedup"] = row["reference_seconds_per_step"] / row["setfix_seconds_per_step"]
+        rows.append(row)
+    _report(rows)
+    name = "throughput_quick" if args.quick else "throughput"
+    save(name, {"batch": batch, "num_samples": NUM_SAMPLES, "rounds": args.rounds,
+                "repeats": args.repeats, "setfix": "idiffmf(tolerance=1e-6, max_steps=20)",
+                "reference": "benchmarks/_reference.py, float64, tol 1e-6, 20 steps"}, rows)
+    _plot(rows, name)
+
+
+def _report(rows):
+    print(f"{'config':12s} {'n':>4s} {'setfix s':>9s} {'ref s':>9s} {'ratio':>7s} "
+          f"{'its':>5s} {'ref its':>7s}")
+    for r in rows:
+        print(f"{r['config']:12s} {r['n']:4d} {r['setfix_seconds_per_step']:9.3f} "
+              f"{r['reference_seconds_per_step']:9.3f} {r['speedup']:6.1f}x "
+              f"{r['setfix_iterations']:5.1f} {r['reference_iterations']:7.1f}")
+
+
+def _plot(rows, name):
+    plt = pyplot()
+    linear = sorted((r for r in rows if r["encoder"] == "linear" and r["item_shape"] == [2]),
+                    key=lambda r: r["n"])
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    if linear:
+        ns = np.array([r["n"] for r in linear])
+        ax.loglog(ns, [r["reference_seconds_per_step"] for r in linear], "o-",
+                  label="reference structure (float64)")
+        ax.loglog(ns, [r["setfix_seconds_per_step"] for r in linear], "s-",
+                  label="setfix iDiffMF (float32)")
+    ax.set_xlabel("ground-set size n (2-d items)")
+    ax.set_ylabel(f"seconds per training step (batch {rows[0]['batch']})")
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    save_figure(fig, name)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print(json.dumps(child(json.loads(sys.argv[2]))))
+    else:
+        main(sys.argv[1:])
