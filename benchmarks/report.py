@@ -24,89 +24,77 @@ def _machine(record):
             f"on {m['jax_backend']}, {m['date']}.*")
 
 
+def _table(headers, rows, footer):
+    """A Markdown table of `rows` (lists of cells) and a footnote."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return lines + ["", footer]
+
+
 def throughput(record):
-    lines = [
-        "| shapes | n | setfix s/step | reference s/step | speed-up | setfix iterations "
-        "| reference iterations |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in record["results"]:
-        shape = "×".join(map(str, r["item_shape"]))
-        lines.append(
-            f"| {r['config']} ({shape}, {r['encoder']}) | {r['n']} | "
-            f"{r['setfix_seconds_per_step']:.3f} | {r['reference_seconds_per_step']:.2f} | "
-            f"**{r['speedup']:.1f}×** | {r['setfix_iterations']:.1f} | "
-            f"{r['reference_iterations']:.0f} |"
-        )
     c = record["config"]
-    lines += ["", f"Batch {c['batch']}, m = {c['num_samples']}; median over {c['rounds']} "
-              f"alternating rounds of the best of {c['repeats']} steps. " + _machine(record)]
-    return lines
+    return _table(
+        ["shapes", "n", "setfix s/step", "reference s/step", "speed-up",
+         "setfix iterations", "reference iterations"],
+        ([f"{r['config']} ({'×'.join(map(str, r['item_shape']))}, {r['encoder']})", r["n"],
+          f"{r['setfix_seconds_per_step']:.3f}", f"{r['reference_seconds_per_step']:.2f}",
+          f"**{r['speedup']:.1f}×**", f"{r['setfix_iterations']:.1f}",
+          f"{r['reference_iterations']:.0f}"] for r in record["results"]),
+        f"Batch {c['batch']}, m = {c['num_samples']}; median over {c['rounds']} alternating "
+        f"rounds of the best of {c['repeats']} steps. " + _machine(record),
+    )
 
 
 def floor(record):
-    lines = [
-        "| shapes | n | one iteration (s) | floor: 2mn readouts (s) | iteration / floor "
-        "| m(n+1) readouts (s) | iteration / those |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in record["results"]:
-        lines.append(
-            f"| {r['config']} | {r['n']} | {r['seconds_per_iteration']:.4f} | "
-            f"{r['floor_seconds']:.4f} | **{r['iteration_over_floor']:.2f}×** | "
-            f"{r['own_readouts_seconds']:.4f} | {r['iteration_over_own_readouts']:.2f}× |"
-        )
-    lines += ["", f"Batch {record['config']['batch']}. " + _machine(record)]
-    return lines
+    return _table(
+        ["shapes", "n", "one iteration (s)", "floor: 2mn readouts (s)", "iteration / floor",
+         "m(n+1) readouts (s)", "iteration / those"],
+        ([r["config"], r["n"], f"{r['seconds_per_iteration']:.4f}",
+          f"{r['floor_seconds']:.4f}", f"**{r['iteration_over_floor']:.2f}×**",
+          f"{r['own_readouts_seconds']:.4f}", f"{r['iteration_over_own_readouts']:.2f}×"]
+         for r in record["results"]),
+        f"Batch {record['config']['batch']}. " + _machine(record),
+    )
 
 
 def iterations(record):
-    lines = [
-        "| scaling | ω at the solution | solver | steps, cold | steps, warm "
-        "| converged, cold / warm |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in record["results"]:
-        lines.append(
-            f"| {r['scaling']} | {r['omega']:.2g} | {r['solver']} | {r['cold_steps']:.1f} | "
-            f"{r['warm_steps']:.1f} | {r['cold_converged']:.0%} / {r['warm_converged']:.0%} |"
-        )
     c = record["config"]
-    lines += ["", f"{c['sets']} validation sets of n = {c['n']}, tolerance {c['tol']}, at "
-              f"most {c['max_steps']} steps. " + _machine(record)]
-    return lines
+    return _table(
+        ["scaling", "ω at the solution", "solver", "steps, cold", "steps, warm",
+         "converged, cold / warm"],
+        ([r["scaling"], f"{r['omega']:.2g}", r["solver"], f"{r['cold_steps']:.1f}",
+          f"{r['warm_steps']:.1f}", f"{r['cold_converged']:.0%} / {r['warm_converged']:.0%}"]
+         for r in record["results"]),
+        f"{c['sets']} validation sets of n = {c['n']}, tolerance {c['tol']}, at most "
+        f"{c['max_steps']} steps. " + _machine(record),
+    )
 
 
 def compile_time(record):
-    lines = [
-        "| method | trace + lower (s) | XLA compile (s) | first step (s) | later steps (s) "
-        "| validation: first / later batch (s) |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in record["results"]:
-        lines.append(
-            f"| {r['method']} | {r['trace_and_lower_seconds']:.1f} | "
-            f"**{r['compile_seconds']:.1f}** | {r['first_step_seconds']:.1f} | "
-            f"{r['later_step_seconds']:.2f} | {r['first_validation_seconds']:.1f} / "
-            f"{r['later_validation_seconds']:.1f} |"
-        )
-    lines += ["", f"Moons, batch {record['config']['batch']}, n = 100. " + _machine(record)]
-    return lines
+    return _table(
+        ["method", "trace + lower (s)", "XLA compile (s)", "first step (s)",
+         "later steps (s)", "validation: first / later batch (s)"],
+        ([r["method"], f"{r['trace_and_lower_seconds']:.1f}",
+          f"**{r['compile_seconds']:.1f}**", f"{r['first_step_seconds']:.1f}",
+          f"{r['later_step_seconds']:.2f}",
+          f"{r['first_validation_seconds']:.1f} / {r['later_validation_seconds']:.1f}"]
+         for r in record["results"]),
+        f"Moons, batch {record['config']['batch']}, n = 100. " + _machine(record),
+    )
+
+
+def _minutes(seconds):
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds:02d} s"
 
 
 def end_to_end(record):
-    lines = [
-        "| command | wall time | s/epoch | epochs | test Jaccard |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for r in record["results"]:
-        minutes, seconds = divmod(round(r["wall_seconds"]), 60)
-        lines.append(
-            f"| `{r['command']}` | {minutes} min {seconds:02d} s | "
-            f"{r['seconds_per_epoch']:.1f} | {r['epochs_run']} | {r['test_jaccard']:.2f} |"
-        )
-    lines += ["", _machine(record)]
-    return lines
+    return _table(
+        ["command", "wall time", "s/epoch", "epochs", "test Jaccard"],
+        ([f"`{r['command']}`", _minutes(r["wall_seconds"]), f"{r['seconds_per_epoch']:.1f}",
+          r["epochs_run"], f"{r['test_jaccard']:.2f}"] for r in record["results"]),
+        _machine(record),
+    )
 
 
 SECTIONS = {

@@ -72,9 +72,9 @@ class _AddBias(eqx.Module):
 class _FoldedDeepSet(AbstractPooledSetFunction):
     r"""A DeepSet with $\rho$'s first layer $x \mapsto Wx + b$ folded into the
     embeddings: $\phi'(v) = W\phi(v)$ and $\rho'(s') = \rho_{>1}(s' + b)$, so that
-    $\rho'(\sum_{i \in S} \phi'(v_i)) = \rho(\sum_{i \in S} \phi(v_i))$ exactly (up
-    to rounding). A readout of $F(S \pm i)$ then starts from one add of precomputed
-    rows, $s' \pm \phi'(v_i)$, instead of a matmul."""
+    $\rho'(\sum_{i \in S} \phi'(v_i)) = \rho(\sum_{i \in S} \phi(v_i))$: the same
+    function, up to rounding. A readout of $F(S \pm i)$ then starts from one add of
+    precomputed rows, $s' \pm \phi'(v_i)$, instead of a matmul."""
 
     phi: eqx.nn.Linear | AbstractEncoder
     weight: Float[Array, "width h"]

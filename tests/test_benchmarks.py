@@ -47,7 +47,7 @@ def test_reference_step_iterates_to_its_budget_and_learns():
     opt_state = optimizer.init(eqx.filter(f, eqx.is_inexact_array))
     loss = lambda model: _reference.loss(model, items, target, negatives, key)[0]  # noqa: E731
     before = loss(f)
-    for i in range(20):
+    for _ in range(20):
         f, opt_state, _ = _reference.train_step(f, opt_state, items, target, negatives, key,
                                                 optimizer)
     assert loss(f) < before
