@@ -18,14 +18,13 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._common import pyplot, save, save_figure
+from ._common import pyplot, save, save_figure, timed
 
 
 BATCH = 16
@@ -67,20 +66,10 @@ def _data(n, shape, encoder, batch, key):
         items = jax.random.bernoulli(item_key, 0.05, (batch, n) + shape).astype(jnp.float32)
     else:
         items = jax.random.normal(item_key, (batch, n) + shape)
-    k = max(2, n // 10) if n > 8 else 2
+    k = max(2, n // 10)
     ranks = jnp.argsort(jax.random.uniform(order_key, (batch, n)), axis=1)
     target = ranks < k
     return items, target
-
-
-def _best(fn, repeats):
-    jax.block_until_ready(fn())  # warm-up (and compilation)
-    times, out = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return min(times), out
 
 
 def _child_setfix(n, shape, encoder, batch, repeats):
@@ -102,7 +91,8 @@ def _child_setfix(n, shape, encoder, batch, repeats):
                              key=solve_key, optimizer=optimizer)
 
     keys = iter(jax.random.split(jax.random.key(2), repeats + 1))
-    seconds, (_, _, stats) = _best(lambda: step(model, opt_state, next(keys)), repeats)
+    (_, _, stats), seconds = timed(lambda: step(model, opt_state, next(keys)),
+                                   repeats=repeats)
 
     return {
         "seconds_per_step": seconds,
@@ -131,7 +121,7 @@ def _child_reference(n, shape, encoder, batch, repeats):
         return _reference.train_step(model, opt_state, items, target, negatives,
                                      next(keys), optimizer)
 
-    seconds, (_, _, steps) = _best(step, repeats)
+    (_, _, steps), seconds = timed(step, repeats=repeats)
     return {"seconds_per_step": seconds, "iterations": float(steps)}
 
 
