@@ -1,5 +1,7 @@
 """k-fold cross-validation with a learning-rate grid (the papers' protocol)."""
 
+import json
+import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -52,6 +54,7 @@ def cross_validate(
     key: PRNGKeyArray,
     learning_rates: Sequence[float] = (1e-3, 1e-4),
     folds: int = 5,
+    out: str | pathlib.Path | None = None,
     **fit_options: Any,
 ) -> dict[str, Any]:
     r"""The papers' protocol: `data` (train and validation sets together) is shuffled
@@ -69,37 +72,75 @@ def cross_validate(
     - `key`: PRNG key (the split, initialisations, training and evaluation).
     - `learning_rates`: the grid.
     - `folds`: the number of folds, at least 2.
+    - `out`: an optional directory that makes the protocol resumable: every fit keeps
+        its checkpoint in `out/lr<rate>-fold<k>/` and its scores in `fold.json` there; a
+        fold whose `fold.json` exists is read back, not trained again. Processes
+        given different `learning_rates` can share one `out`; a last call with the
+        whole grid then only chooses. Use one directory per protocol: the files do
+        not record the model, method or data.
     - `fit_options`: passed to [`setfix.fit`][] (e.g. `epochs`, `batch_size`).
 
     **Returns:** a dict with `learning_rate` (chosen), `test_mean`, `test_std`,
-    `test` (the chosen rate's per-fold test Jaccard), and `val` / `test_by_rate`
-    (per-fold figures of every rate, keyed by the rate as a string).
+    `test` (the chosen rate's per-fold test Jaccard), `val` / `test_by_rate`
+    (per-fold figures of every rate, keyed by the rate as a string) and `folds_by_rate`
+    (per fold: `val`, `test`, `best_epoch`, `epochs_run`, `seconds_per_epoch`).
     """
     if not isinstance(folds, int) or folds < 2 or folds > len(data):
         raise ValueError(f"`folds` must be an integer in [2, {len(data)}], got {folds!r}.")
     if not learning_rates or any(not lr > 0 for lr in learning_rates):
         raise ValueError(f"`learning_rates` must be positive numbers, got {learning_rates!r}.")
-    for name in ("optimizer", "learning_rate"):
+    for name, why in (("optimizer", "the grid"), ("learning_rate", "the grid"),
+                      ("checkpoint", "`out`")):
         if name in fit_options:
-            raise ValueError(f"`{name}` is set by the grid; do not pass it.")
+            raise ValueError(f"`{name}` is set by {why}; do not pass it.")
     split_key, run_key = jax.random.split(key)
     order = np.asarray(jax.random.permutation(split_key, len(data)))
     parts = np.array_split(order, folds)
-    val, test_scores = {}, {}
+    records: dict[str, list[dict[str, Any]]] = {}
     for lr in learning_rates:
-        val[str(lr)], test_scores[str(lr)] = [], []
+        records[str(lr)] = []
         for k, held_out in enumerate(parts):
+            directory = None if out is None else pathlib.Path(out) / f"lr{lr:g}-fold{k}"
+            saved = None if directory is None else directory / "fold.json"
+            if saved is not None and saved.exists():
+                records[str(lr)].append(_read_fold(saved))
+                continue
             rest = np.concatenate([p for i, p in enumerate(parts) if i != k])
             model_key, fit_key, test_key = jax.random.split(jax.random.fold_in(run_key, k), 3)
+            if directory is not None:
+                directory.mkdir(parents=True, exist_ok=True)
             result = fit(make_model(model_key), method, data[rest], data[held_out],
-                         key=fit_key, learning_rate=lr, **fit_options)
-            val[str(lr)].append(result.best_val_jaccard)
-            test_scores[str(lr)].append(
-                evaluate(result.model, fit_options.get("inference") or method, test,
-                         key=test_key)["jaccard"]
-            )
+                         key=fit_key, learning_rate=lr,
+                         checkpoint=None if directory is None else directory / "checkpoint.eqx",
+                         **fit_options)
+            record = {
+                "val": result.best_val_jaccard,
+                "test": evaluate(result.model, fit_options.get("inference") or method,
+                                 test, key=test_key)["jaccard"],
+                "best_epoch": result.best_epoch,
+                "epochs_run": len(result.history),
+                "seconds_per_epoch": float(np.mean(
+                    [r["train_seconds"] for r in result.history])),
+            }
+            if saved is not None:
+                saved.write_text(json.dumps(record, indent=1))
+            records[str(lr)].append(record)
+    val = {lr: [r["val"] for r in rs] for lr, rs in records.items()}
+    test_scores = {lr: [r["test"] for r in rs] for lr, rs in records.items()}
     best = max(learning_rates, key=lambda lr: float(np.mean(val[str(lr)])))
     chosen = np.array(test_scores[str(best)])
     return {"learning_rate": best, "test_mean": float(chosen.mean()),
             "test_std": float(chosen.std()), "test": chosen.tolist(), "val": val,
-            "test_by_rate": test_scores}
+            "test_by_rate": test_scores, "folds_by_rate": records}
+
+
+def _read_fold(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+        float(record["val"]), float(record["test"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"`{path}` is not a fold record of `cross_validate` ({error}); delete it to "
+            "train that fold again."
+        ) from error
+    return record

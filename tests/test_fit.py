@@ -109,6 +109,38 @@ def test_cross_validation_protocol(data):
                           learning_rate=1.0)
 
 
+def test_cross_validation_resumes_from_its_directory(data, tmp_path, monkeypatch):
+    """With `out`, every fold leaves its scores behind; a second call reads them back
+    (it trains nothing) and two calls on parts of the grid add up to the whole."""
+    train, val = data
+    _, method = _setup()
+
+    def protocol(rates):
+        return sf.cross_validate(
+            lambda k: sf.DeepSet(2, hidden=8, width=8, key=k), method,
+            sf.concatenate(train, val), val, key=jax.random.key(5), learning_rates=rates,
+            folds=2, out=tmp_path, epochs=1, batch_size=8, progress=False)
+
+    first, second = protocol((1e-2,)), protocol((1e-3,))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "lr0.001-fold0", "lr0.001-fold1", "lr0.01-fold0", "lr0.01-fold1"]
+    record = first["folds_by_rate"]["0.01"][0]
+    assert record["epochs_run"] == 1 and record["seconds_per_epoch"] > 0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished fold was trained again")
+
+    monkeypatch.setattr(sf._cross_validation, "fit", no_training)
+    both = protocol((1e-2, 1e-3))
+    assert both["test_by_rate"] == first["test_by_rate"] | second["test_by_rate"]
+    (tmp_path / "lr0.01-fold1" / "fold.json").write_text("{}")
+    with pytest.raises(ValueError, match="fold1/fold.json` is not a fold record"):
+        protocol((1e-2,))
+    with pytest.raises(ValueError, match="`checkpoint` is set by `out`"):
+        sf.cross_validate(lambda k: None, method, train, val, key=jax.random.key(0),
+                          checkpoint=tmp_path / "c.eqx")
+
+
 def test_concatenate_pads_to_the_largest_set():
     a, _, _ = sf.datasets.moons(v_size=6, s_size=1, num_sets=2)
     b, _, _ = sf.datasets.moons(v_size=8, s_size=2, num_sets=3)
