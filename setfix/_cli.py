@@ -1,4 +1,5 @@
-"""The `setfix` command line: `train` (the default), `evaluate`, `reproduce`."""
+"""The `setfix` command line: `train` (the default), `evaluate`, `reproduce`,
+`crossval`."""
 
 import argparse
 import json
@@ -8,6 +9,7 @@ import sys
 
 import numpy as np
 
+from ._cross_validation_run import run_cross_validation
 from ._experiment import (
     DATASETS,
     evaluate_run,
@@ -38,7 +40,18 @@ def _positive_float(text):
     return value
 
 
-def _experiment_options(p, *, epochs):
+def _learning_rates(text):
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        rates = []
+    if not rates or any(not rate > 0 for rate in rates):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated positive learning rates, got {text!r}")
+    return rates
+
+
+def _experiment_options(p, *, epochs, learning_rate=True):
     d = Experiment()
     p.add_argument("--scaling", "--norm", choices=SCALINGS, default=d.scaling,
                    help="iDiffMF scaling: fro, nuc, c (constant) or none [%(default)s]")
@@ -54,8 +67,9 @@ def _experiment_options(p, *, epochs):
                    help="most epochs [%(default)s]")
     p.add_argument("--patience", type=_positive_int, default=d.patience,
                    help="early-stopping patience in epochs [%(default)s]")
-    p.add_argument("--lr", type=_positive_float, default=d.learning_rate,
-                   help="Adam learning rate [%(default)s]")
+    if learning_rate:
+        p.add_argument("--lr", type=_positive_float, default=d.learning_rate,
+                       help="Adam learning rate [%(default)s]")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help="AdamW weight decay [%(default)s]")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
@@ -81,7 +95,8 @@ def _config(args, dataset, method, seed):
         scaling=args.scaling, c=args.c, over=args.over,
         num_samples=args.num_samples, max_steps=args.max_steps, seed=seed,
         epochs=args.epochs,
-        patience=args.patience, learning_rate=args.lr, weight_decay=args.weight_decay,
+        patience=args.patience, learning_rate=getattr(args, "lr", Experiment().learning_rate),
+        weight_decay=args.weight_decay,
         batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
         test_sets=args.test_sets, prediction=args.prediction,
     )
@@ -116,6 +131,19 @@ def _parser():
     rep.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs"),
                      help="directory of the runs and of table.json [%(default)s]")
     _experiment_options(rep, epochs=Experiment().epochs)
+
+    cv = sub.add_parser("crossval", help="the papers' protocol: k-fold cross-validation "
+                        "of the learning rate on train + validation, then the test split")
+    cv.add_argument("--dataset", default="moons", help=f"{DATASET_HELP} [%(default)s]")
+    cv.add_argument("--method", choices=METHODS, default="idiffmf")
+    cv.add_argument("--seed", type=int, default=0, help="keys the folds [%(default)s]")
+    cv.add_argument("--lrs", type=_learning_rates, default=[1e-3, 1e-4],
+                    help="comma-separated learning-rate grid [1e-3,1e-4]")
+    cv.add_argument("--folds", type=_positive_int, default=5, help="[%(default)s]")
+    cv.add_argument("--out", type=pathlib.Path, default=None,
+                    help="directory of the fold runs (resumable; processes with different "
+                    "--lrs may share it) [runs/cv-NAME]")
+    _experiment_options(cv, epochs=Experiment().epochs, learning_rate=False)
     return parser
 
 
@@ -131,6 +159,24 @@ def _train(args):
     )
     print(f"final test Jaccard: {results['test_jaccard']:.2f}")
     return results
+
+
+def _crossval(args):
+    config = _config(args, args.dataset, args.method, args.seed)
+    out = args.out or pathlib.Path("runs") / f"cv-{config.name}"
+    print(f"{config.name}: {args.folds}-fold cross-validation of the learning rate over "
+          f"{', '.join(f'{lr:g}' for lr in args.lrs)} (runs in {out})", flush=True)
+    r = run_cross_validation(config, args.lrs, folds=args.folds, out=out,
+                             progress=not args.quiet)
+    for lr, folds in r["folds_by_rate"].items():
+        vals = np.array([f["val"] for f in folds])
+        tests = np.array([f["test"] for f in folds])
+        seconds = np.mean([f["seconds_per_epoch"] for f in folds])
+        print(f"lr {float(lr):g}: val {vals.mean():.2f} ± {vals.std():.2f}, test "
+              f"{tests.mean():.2f} ± {tests.std():.2f}, {seconds:.1f} s per epoch")
+    print(f"chosen lr {r['learning_rate']:g}: test Jaccard {r['test_mean']:.2f} ± "
+          f"{r['test_std']:.2f} over {args.folds} folds")
+    return r
 
 
 def _split_names(text, options, what):
@@ -244,6 +290,8 @@ def main(argv=None) -> None:
             scores = evaluate_run(args.run, args.split)
             print(f"{args.split} Jaccard: {scores['jaccard']:.2f} "
                   f"(converged: {100 * scores['converged']:.1f}%)")
+        elif args.command == "crossval":
+            _crossval(args)
         else:
             _reproduce(args)
     except (ValueError, FileNotFoundError) as error:

@@ -53,6 +53,20 @@ def test_reproduce_prints_a_table(tmp_path, capsys):
     assert "done before" in capsys.readouterr().out
 
 
+def test_crossval_reports_the_chosen_rate(tmp_path, capsys):
+    args = ["crossval", "--lrs", "1e-2,1e-3", "--folds", "2", "--out", str(tmp_path),
+            *TINY]
+    main(args)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[1].startswith("lr 0.01: val") and out[2].startswith("lr 0.001: val")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert out[-1] == (f"chosen lr {results['learning_rate']:g}: test Jaccard "
+                       f"{results['test_mean']:.2f} ± {results['test_std']:.2f} over 2 folds")
+    assert "learning_rate" not in results["config"] and results["folds"] == 2
+    with pytest.raises(SystemExit, match="another configuration or number of folds"):
+        main([*args, "--num-samples", "3"])
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -67,6 +81,8 @@ def test_reproduce_prints_a_table(tmp_path, capsys):
         (["train", "--max-steps", "0"], "--max-steps"),
         (["reproduce", "--methods", "idiffmf,magic"], "magic"),
         (["evaluate", "/no/such/run"], "does not exist"),
+        (["crossval", "--lrs", "1e-3,x"], "--lrs"),
+        (["crossval", "--lrs", "0"], "--lrs"),
     ],
 )
 def test_bad_arguments(args, message, capsys):

@@ -1,0 +1,70 @@
+"""The papers' cross-validation protocol for one plain configuration (what
+`setfix crossval` runs): a directory holds one fold run per learning rate and fold and
+a results JSON."""
+
+import json
+import pathlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+
+from ._cross_validation import concatenate, cross_validate
+from ._experiment import build_inference, build_method, build_model, Experiment, load_splits
+
+
+def protocol(config: Experiment, folds: int) -> dict[str, Any]:
+    """What a cross-validation directory is for: the configuration without its learning
+    rate (the grid replaces it), and the number of folds."""
+    values = config.to_json()
+    del values["learning_rate"]
+    return {"config": values, "folds": folds}
+
+
+def run_cross_validation(
+    config: Experiment,
+    learning_rates: Sequence[float],
+    *,
+    folds: int = 5,
+    out: str | pathlib.Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """[`setfix.cross_validate`][] on the configuration's train + validation splits,
+    tested on its test split, with its model, method, epochs, patience, batch size and
+    weight decay; `config.learning_rate` is ignored and `config.seed` keys the folds.
+    With `out`, the folds are resumable (see `cross_validate`), `out/protocol.json`
+    records the configuration (a directory of another configuration is refused) and
+    `out/results.json` the results."""
+    start = time.perf_counter()
+    train, val, test = load_splits(config)
+    data = concatenate(train, val)
+    if not isinstance(folds, int) or not 2 <= folds <= len(data):
+        raise ValueError(f"`folds` must be an integer in [2, {len(data)}], got {folds!r}.")
+    if out is not None:
+        out = pathlib.Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        record = out / "protocol.json"
+        expected = protocol(config, folds)
+        if record.exists() and json.loads(record.read_text()) != expected:
+            raise ValueError(
+                f"`{out}` holds a cross-validation of another configuration or number "
+                "of folds; choose another output directory (or delete it)."
+            )
+        record.write_text(json.dumps(expected, indent=1))
+    item_type = train.metadata.get("item_type", "vector")
+    method = build_method(config)
+    result = cross_validate(
+        lambda key: build_model(config, data.feature_shape, key, item_type),
+        method, data, test, key=jax.random.key(config.seed),
+        learning_rates=tuple(learning_rates), folds=folds, out=out,
+        epochs=config.epochs, patience=config.patience,
+        weight_decay=config.weight_decay,
+        batch_size=min(config.batch_size, len(data) - -(-len(data) // folds)),
+        inference=build_inference(config, method), progress=progress,
+    )
+    results = {**protocol(config, folds), "learning_rates": list(learning_rates), **result,
+               "total_seconds": time.perf_counter() - start}
+    if out is not None:
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
