@@ -12,6 +12,7 @@ import numpy as np
 from ._cross_validation_run import run_cross_validation
 from ._experiment import (
     DATASETS,
+    ENCODERS,
     evaluate_run,
     Experiment,
     METHODS,
@@ -79,6 +80,9 @@ def _experiment_options(p, *, epochs, learning_rate=True):
                        help=f"use the first N {split} sets [all]")
     p.add_argument("--prediction", choices=PREDICTIONS, default=d.prediction,
                    help="solve the fixed point, or the reference one step [%(default)s]")
+    p.add_argument("--encoder", choices=ENCODERS, default=d.encoder,
+                   help="item encoder: the references' for the item type (linear for "
+                   "vectors), or an MLP [%(default)s]")
     p.add_argument("--root", type=pathlib.Path, default=None,
                    help="data directory (or BindingDB table) for datasets read from files")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -98,7 +102,7 @@ def _config(args, dataset, method, seed):
         patience=args.patience, learning_rate=getattr(args, "lr", Experiment().learning_rate),
         weight_decay=args.weight_decay,
         batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
-        test_sets=args.test_sets, prediction=args.prediction,
+        test_sets=args.test_sets, prediction=args.prediction, encoder=args.encoder,
     )
 
 

@@ -34,6 +34,7 @@ DATASETS = _named.NAMES
 METHODS = ("idiffmf", "onestep", "diffmf", "equivset_ind", "equivset_copula")
 SCALINGS = ("fro", "nuc", "c", "none")
 PREDICTIONS = ("solve", "reference")
+ENCODERS = ("default", "mlp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,10 @@ class Experiment:
     after them is reported as not converged), `seed`, `epochs`,
     `patience`, `learning_rate`, `weight_decay`, `batch_size`, `train_sets`,
     `val_sets`, `test_sets` (the first this many sets of each split; `None`: all),
-    `prediction` (`solve` the fixed point, or the `reference` one step from 0.5).
+    `prediction` (`solve` the fixed point, or the `reference` one step from 0.5),
+    `encoder` (the per-item map φ: `default`, the references' choice for the item type,
+    a linear map for vectors, an MLP for fingerprints and a CNN for images; or `mlp`,
+    an MLP with one hidden layer of 512 ReLU units, for vectors and fingerprints).
     """
 
     dataset: str = "moons"
@@ -70,12 +74,13 @@ class Experiment:
     val_sets: int | None = None
     test_sets: int | None = None
     prediction: str = "solve"
+    encoder: str = "default"
 
     def __post_init__(self):
         _named.parse(self.dataset, self.root)
         for name, options in (("method", METHODS),
                               ("scaling", SCALINGS), ("over", ("set", "batch")),
-                              ("prediction", PREDICTIONS)):
+                              ("prediction", PREDICTIONS), ("encoder", ENCODERS)):
             if getattr(self, name) not in options:
                 raise ValueError(
                     f"unknown {name} {getattr(self, name)!r}; expected one of "
@@ -103,10 +108,13 @@ class Experiment:
 
     @property
     def label(self) -> str:
-        """The method and its scaling, e.g. `idiffmf-fro` or `idiffmf-nuc-batch`."""
+        """The method, its scaling and a non-default encoder, e.g. `idiffmf-fro`,
+        `idiffmf-nuc-batch` or `diffmf-mlp`."""
         parts = [self.method]
         if self.method in ("idiffmf", "onestep"):
             parts.append(self.scaling + ("-batch" if self.over == "batch" else ""))
+        if self.encoder != "default":
+            parts.append(self.encoder)
         return "-".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -153,16 +161,21 @@ def build_inference(config: Experiment, method: AbstractMethod) -> AbstractMetho
     return method
 
 
-def build_encoder(item_type: str, feature_shape: tuple[int, ...], key):
-    """The per-item encoder for the dataset's item type: `None` (the reference's linear
-    map) for vectors, an MLP over fingerprints, a small CNN over images."""
-    if item_type == "fingerprint":
-        return MLPEncoder(feature_shape[0], 256, width=512, depth=1, key=key)
+def build_encoder(item_type: str, feature_shape: tuple[int, ...], key,
+                  encoder: str = "default"):
+    """The per-item encoder for the dataset's item type: by default `None` (the
+    reference's linear map) for vectors, an MLP over fingerprints, a small CNN over
+    images; with `encoder="mlp"`, the MLP for vectors too."""
     if item_type == "image":
+        if encoder == "mlp":
+            raise ValueError("`encoder='mlp'` takes vector or fingerprint items; image "
+                             "items use the CNN (`encoder='default'`).")
         return CNNEncoder(feature_shape[0], 256, key=key)
     if len(feature_shape) != 1:
         raise ValueError(f"items of shape {feature_shape} need an item type "
                          "('image' or 'fingerprint') in the dataset's metadata.")
+    if item_type == "fingerprint" or encoder == "mlp":
+        return MLPEncoder(feature_shape[0], 256, width=512, depth=1, key=key)
     return None
 
 
@@ -178,12 +191,13 @@ def build_model(
     f_key, q_key = jax.random.split(key)
     # Encoder keys are derived, so vector models initialise exactly as they always have.
     fe_key, qe_key = jax.random.fold_in(f_key, 1), jax.random.fold_in(q_key, 1)
-    encoder = build_encoder(item_type, shape, fe_key)
+    encoder = build_encoder(item_type, shape, fe_key, config.encoder)
     linear = shape[0] if encoder is None else None  # in_features of a linear encoder
     model = DeepSet(linear, encoder=encoder, key=f_key)
     if config.method.startswith("equivset"):
         recognition = RecognitionNetwork(
-            linear, encoder=build_encoder(item_type, shape, qe_key), key=q_key)
+            linear, encoder=build_encoder(item_type, shape, qe_key, config.encoder),
+            key=q_key)
         model = AmortizedSetFunction(model, recognition)
     return model
 

@@ -352,3 +352,23 @@ def test_experiment_solves_with_at_most_max_steps():
     assert build_method(Experiment(method="onestep", max_steps=7)).max_steps == 7
     with pytest.raises(ValueError, match="`max_steps` must be a positive integer"):
         Experiment(max_steps=0)
+
+
+def test_experiment_encoder_option():
+    """`encoder='mlp'` gives vector items an MLP φ (and a label of its own, so its runs
+    never mix with the reference architecture's); images refuse it."""
+    import jax
+
+    from setfix._experiment import build_model, Experiment
+
+    config = Experiment(method="equivset_copula", encoder="mlp")
+    model = build_model(config, (2,), jax.random.key(0))
+    assert isinstance(model.set_function.phi, sf.MLPEncoder)
+    assert isinstance(model.recognition.encoder, sf.MLPEncoder)
+    assert Experiment(encoder="mlp").name == "moons-idiffmf-fro-mlp-s0"
+    assert Experiment().name == "moons-idiffmf-fro-s0"
+    with pytest.raises(ValueError, match="unknown encoder 'cnn'"):
+        Experiment(encoder="cnn")
+    with pytest.raises(ValueError, match="image items use the CNN"):
+        build_model(Experiment(dataset="digits", encoder="mlp"), (1, 8, 8),
+                    jax.random.key(0), "image")
