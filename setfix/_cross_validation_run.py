@@ -22,6 +22,16 @@ def protocol(config: Experiment, folds: int) -> dict[str, Any]:
     return {"config": values, "folds": folds}
 
 
+def _same_protocol(saved: Any, config: Experiment, folds: int) -> bool:
+    """Whether a saved `protocol.json` describes this configuration and fold count,
+    read as an `Experiment` so that fields added since (at their defaults) match."""
+    try:
+        values = {**saved["config"], "learning_rate": config.learning_rate}
+        return saved["folds"] == folds and Experiment.from_json(values) == config
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def run_cross_validation(
     config: Experiment,
     learning_rates: Sequence[float],
@@ -45,13 +55,13 @@ def run_cross_validation(
         out = pathlib.Path(out)
         out.mkdir(parents=True, exist_ok=True)
         record = out / "protocol.json"
-        expected = protocol(config, folds)
-        if record.exists() and json.loads(record.read_text()) != expected:
+        if record.exists() and not _same_protocol(json.loads(record.read_text()), config,
+                                                  folds):
             raise ValueError(
                 f"`{out}` holds a cross-validation of another configuration or number "
                 "of folds; choose another output directory (or delete it)."
             )
-        record.write_text(json.dumps(expected, indent=1))
+        record.write_text(json.dumps(protocol(config, folds), indent=1))
     item_type = train.metadata.get("item_type", "vector")
     method = build_method(config)
     result = cross_validate(

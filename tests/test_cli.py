@@ -65,6 +65,12 @@ def test_crossval_reports_the_chosen_rate(tmp_path, capsys):
     assert "learning_rate" not in results["config"] and results["folds"] == 2
     with pytest.raises(SystemExit, match="another configuration or number of folds"):
         main([*args, "--num-samples", "3"])
+    # A directory written before a configuration field existed still matches.
+    record = json.loads((tmp_path / "protocol.json").read_text())
+    del record["config"]["encoder"]
+    (tmp_path / "protocol.json").write_text(json.dumps(record))
+    main(args)
+    assert capsys.readouterr().out.strip().splitlines()[-1] == out[-1]
 
 
 @pytest.mark.parametrize(
