@@ -45,6 +45,12 @@ def concatenate(*parts: SetDataset) -> SetDataset:
     )
 
 
+def check_folds(folds: int, num_sets: int) -> None:
+    """`folds` must be an integer in [2, `num_sets`]."""
+    if not isinstance(folds, int) or folds < 2 or folds > num_sets:
+        raise ValueError(f"`folds` must be an integer in [2, {num_sets}], got {folds!r}.")
+
+
 def cross_validate(
     make_model: Callable[[PRNGKeyArray], AbstractSetFunction],
     method: AbstractMethod,
@@ -85,8 +91,7 @@ def cross_validate(
     (per-fold figures of every rate, keyed by the rate as a string) and `folds_by_rate`
     (per fold: `val`, `test`, `best_epoch`, `epochs_run`, `seconds_per_epoch`).
     """
-    if not isinstance(folds, int) or folds < 2 or folds > len(data):
-        raise ValueError(f"`folds` must be an integer in [2, {len(data)}], got {folds!r}.")
+    check_folds(folds, len(data))
     if not learning_rates or any(not lr > 0 for lr in learning_rates):
         raise ValueError(f"`learning_rates` must be positive numbers, got {learning_rates!r}.")
     for name, why in (("optimizer", "the grid"), ("learning_rate", "the grid"),

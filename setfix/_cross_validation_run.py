@@ -10,7 +10,7 @@ from typing import Any
 
 import jax
 
-from ._cross_validation import concatenate, cross_validate
+from ._cross_validation import check_folds, concatenate, cross_validate
 from ._experiment import build_inference, build_method, build_model, Experiment, load_splits
 
 
@@ -49,8 +49,7 @@ def run_cross_validation(
     start = time.perf_counter()
     train, val, test = load_splits(config)
     data = concatenate(train, val)
-    if not isinstance(folds, int) or not 2 <= folds <= len(data):
-        raise ValueError(f"`folds` must be an integer in [2, {len(data)}], got {folds!r}.")
+    check_folds(folds, len(data))  # before `out` is written to
     if out is not None:
         out = pathlib.Path(out)
         out.mkdir(parents=True, exist_ok=True)
