@@ -63,11 +63,8 @@ def bayes_jaccard(data: sf.SetDataset, log_densities, chunk: int = 50) -> float:
         normal = np.argmax(total, -1)[:, None]
         ratio = (np.take_along_axis(logp, 1 - normal[..., None], -1)
                  - np.take_along_axis(logp, normal[..., None], -1))[..., 0]
-        ratio = np.where(mask, ratio, -np.inf)
         target = np.asarray(part.target)
-        k = target.sum(1)
-        rank = np.argsort(np.argsort(-ratio, axis=1), axis=1)
-        pred = rank < k[:, None]
+        pred = sf.predict(ratio, mask, target.sum(1))  # top |S*| by likelihood ratio
         scores.append(sf.jaccard(pred, target, mask))
     return float(100 * np.mean(np.concatenate(scores)))
 
