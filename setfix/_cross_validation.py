@@ -10,7 +10,7 @@ import numpy as np
 from jaxtyping import PRNGKeyArray
 
 from ._dataset import SetDataset
-from ._fit import evaluate, fit
+from ._fit import evaluate, fit, seconds_per_epoch
 from ._method import AbstractMethod
 from ._set_function import AbstractSetFunction
 
@@ -124,8 +124,7 @@ def cross_validate(
                                  test, key=test_key)["jaccard"],
                 "best_epoch": result.best_epoch,
                 "epochs_run": len(result.history),
-                "seconds_per_epoch": float(np.mean(
-                    [r["train_seconds"] for r in result.history])),
+                "seconds_per_epoch": seconds_per_epoch(result.history),
             }
             if saved is not None:
                 saved.write_text(json.dumps(record, indent=1))

@@ -9,13 +9,12 @@ import time
 from typing import Any
 
 import jax
-import numpy as np
 
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import SetDataset
 from ._encoders import CNNEncoder, MLPEncoder
 from ._equivset import AmortizedSetFunction, RecognitionNetwork
-from ._fit import evaluate, fit
+from ._fit import evaluate, fit, seconds_per_epoch
 from ._method import AbstractMethod
 from ._methods import (
     diffmf,
@@ -257,7 +256,7 @@ def run(
         "best_epoch": result.best_epoch,
         "best_val_jaccard": result.best_val_jaccard,
         "epochs_run": len(history),
-        "seconds_per_epoch": float(np.mean([r["train_seconds"] for r in history])),
+        "seconds_per_epoch": seconds_per_epoch(history),
         "total_seconds": time.perf_counter() - start,
         "devices": [str(d) for d in jax.devices()],
         "history": history,

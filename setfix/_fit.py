@@ -42,6 +42,15 @@ class FitResult(eqx.Module):
     best_val_jaccard: float
 
 
+def seconds_per_epoch(history: Sequence[dict[str, Any]]) -> float:
+    """The median training time of the epochs in `history` (seconds).
+
+    The median, not the mean: the first epoch of a process also compiles the step (and
+    so does the first after a resume), which on short runs would otherwise dominate.
+    """
+    return float(np.median([record["train_seconds"] for record in history]))
+
+
 @eqx.filter_jit
 def _evaluate_batch(model, method, items, mask, target, key):
     sol = method.solve(model, items, mask, key=key)

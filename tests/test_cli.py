@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from setfix._cli import main
+from setfix._cli import main, summarise
 
 
 TINY = ["--epochs", "1", "--train-sets", "32", "--val-sets", "16", "--test-sets", "16",
@@ -101,3 +101,18 @@ def test_bad_arguments(args, message, capsys):
 def test_entry_point_runs_as_a_module():
     out = _setfix("--help")
     assert out.returncode == 0 and "reproduce" in out.stdout
+
+
+def test_summary_times_an_epoch_by_its_median():
+    """An epoch's time is the median over the run, so that the compilation in the
+    first epoch (and again after a resume) does not count; runs without a history keep
+    their recorded figure."""
+    config = {"dataset": "moons", "method": "idiffmf"}
+    with_history = {"config": config, "test_jaccard": 60.0, "epochs_run": 4,
+                    "seconds_per_epoch": 30.0,
+                    "history": [{"train_seconds": t} for t in (90.0, 20.0, 22.0, 21.0)]}
+    without = {"config": config, "test_jaccard": 58.0, "epochs_run": 4,
+               "seconds_per_epoch": 25.0}
+    cell = summarise([with_history, without])["moons"]["idiffmf-fro"]
+    assert cell["seconds_per_epoch"] == pytest.approx((21.5 + 25.0) / 2)
+    assert cell["mean"] == pytest.approx(59.0) and cell["runs"] == 2
