@@ -4,6 +4,7 @@ import functools
 import json
 import pathlib
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,6 +41,15 @@ class FitResult(eqx.Module):
     history: list[dict[str, Any]]
     best_epoch: int
     best_val_jaccard: float
+
+
+def _unconverged(record: dict[str, Any]) -> str:
+    """`converged 19% / 0% (train / val)  ` for an epoch line, or nothing when every
+    solve converged."""
+    train, val = record["train_converged"], record["val_converged"]
+    if train == 1 and val == 1:
+        return ""
+    return f"converged {train:.0%} / {val:.0%} (train / val)  "
 
 
 def seconds_per_epoch(history: Sequence[dict[str, Any]]) -> float:
@@ -141,6 +151,11 @@ def fit(
     at the solved fixed point, over the converged sets), one jitted step per batch,
     with early stopping on the validation Jaccard index.
 
+    Solves that did not converge are reported: each epoch's record holds the converged
+    fractions of training and validation, its progress line shows them when they are
+    below 1, and a `RuntimeWarning` (once per call) says when fewer than half of an
+    epoch's training solves converged.
+
     **Arguments:**
 
     - `model`: the initial set function.
@@ -190,6 +205,7 @@ def fit(
             if sidecar.exists():
                 history = json.loads(sidecar.read_text())["history"]
     model, opt_state, best_model, done, best, bad, best_epoch = state
+    warned = False
     done, best, bad, best_epoch = int(done), float(best), int(bad), int(best_epoch)
     if best_epoch and len(history) >= best_epoch:
         best = history[best_epoch - 1]["val_jaccard"]  # full precision (JSON)
@@ -225,12 +241,21 @@ def fit(
                   "train_seconds": train_seconds,
                   "seconds": time.perf_counter() - start}
         history.append(record)
+        unconverged = _unconverged(record)
         if progress:
             tqdm.write(
                 f"epoch {epoch:3d}  loss {record['loss']:.4f}  val Jaccard "
                 f"{record['val_jaccard']:6.2f}  steps {record['train_steps']:.1f}  "
-                f"({record['seconds']:.1f} s)"
+                f"{unconverged}({record['seconds']:.1f} s)"
             )
+        if record["train_converged"] < 0.5 and not warned:
+            warnings.warn(
+                f"epoch {epoch}: only {record['train_converged']:.0%} of the training "
+                "solves converged; the loss (and its gradient) is taken over the "
+                "converged sets only. A contracting map needs a smaller scaling (e.g. a "
+                "smaller `ConstantScaling(c)`, or `NormScaling`), or more `max_steps`.",
+                RuntimeWarning, stacklevel=2)
+            warned = True
         if record["val_jaccard"] > best:
             best, best_model, best_epoch, bad = record["val_jaccard"], model, epoch, 0
         else:

@@ -168,3 +168,19 @@ def test_no_recompilation_across_batches_or_epochs(data, caplog):
     assert any("_train_step" in message for message in first), first
     assert compiles(3, jax.random.key(7)) == []
     assert sf.default_optimizer(1e-3) is sf.default_optimizer(0.001)
+
+
+def test_fit_reports_solves_that_did_not_converge(data, capsys):
+    """One solver step cannot meet a 1e-7 tolerance: the epoch line shows the converged
+    fractions and `fit` warns that the loss covers only the converged sets."""
+    train, val = data
+    model = sf.DeepSet(2, hidden=16, width=16, key=jax.random.key(0))
+    method = sf.MeanField(sf.MonteCarlo(4), sf.NormScaling(),
+                          optx.FixedPointIteration(1e-7, 1e-7), max_steps=1)
+    with pytest.warns(RuntimeWarning, match="0% of the training solves converged"):
+        result = sf.fit(model, method, train, val, key=jax.random.key(2), batch_size=8,
+                        epochs=2, patience=100, optimizer=optax.adam(1e-3))
+    assert [r["train_converged"] for r in result.history] == [0.0, 0.0]
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
+    assert len(lines) == 2
+    assert all("converged 0% / 0% (train / val)" in x for x in lines)
