@@ -66,7 +66,7 @@ class Experiment:
     seed: int = 0
     epochs: int = 100
     patience: int = 6
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
     weight_decay: float = 0.0
     batch_size: int = 128
     train_sets: int | None = None
