@@ -232,9 +232,11 @@ def format_table(table) -> str:
         cells = []
         for d in datasets:
             c = table[d].get(label)
-            spread = f"± {c['std']:4.2f}" if c and c["runs"] > 1 else " " * 6  # one run
-            cells.append(f"{c['mean']:6.2f} {spread} ({c['seconds_per_epoch']:4.1f} s/ep)"
-                         if c else " " * 22)
+            if not c:
+                cells.append("")
+                continue
+            spread = f"± {c['std']:4.2f}" if c["runs"] > 1 else " " * 6  # one run
+            cells.append(f"{c['mean']:6.2f} {spread} ({c['seconds_per_epoch']:4.1f} s/ep)")
         lines.append(f"{label:<{width}}  " + "  ".join(f"{x:>22}" for x in cells))
     return "\n".join(lines)
 
