@@ -83,7 +83,7 @@ def _experiment_options(p, *, epochs, learning_rate=True):
                    help="solve the fixed point, or the reference one step [%(default)s]")
     p.add_argument("--encoder", choices=ENCODERS, default=d.encoder,
                    help="item encoder: the references' for the item type (linear for "
-                   "vectors), or an MLP [%(default)s]")
+                   "vectors), or an MLP for vector items [%(default)s]")
     p.add_argument("--root", type=pathlib.Path, default=None,
                    help="data directory (or BindingDB table) for datasets read from files")
     p.add_argument("--quiet", action="store_true", help="no progress output")

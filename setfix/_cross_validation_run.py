@@ -11,7 +11,7 @@ from typing import Any
 import jax
 
 from ._cross_validation import check_folds, concatenate, cross_validate
-from ._experiment import build_inference, build_method, build_model, Experiment, load_splits
+from ._experiment import build, Experiment, load_splits
 
 
 def protocol(config: Experiment, folds: int) -> dict[str, Any]:
@@ -61,16 +61,14 @@ def run_cross_validation(
                 "of folds; choose another output directory (or delete it)."
             )
         record.write_text(json.dumps(protocol(config, folds), indent=1))
-    item_type = train.metadata.get("item_type", "vector")
-    method = build_method(config)
+    make_model, method, inference = build(config, data)
     result = cross_validate(
-        lambda key: build_model(config, data.feature_shape, key, item_type),
-        method, data, test, key=jax.random.key(config.seed),
+        make_model, method, data, test, key=jax.random.key(config.seed),
         learning_rates=tuple(learning_rates), folds=folds, out=out,
         epochs=config.epochs, patience=config.patience,
         weight_decay=config.weight_decay,
         batch_size=min(config.batch_size, len(data) - -(-len(data) // folds)),
-        inference=build_inference(config, method), progress=progress,
+        inference=inference, progress=progress,
     )
     results = {**protocol(config, folds), "learning_rates": list(learning_rates), **result,
                "total_seconds": time.perf_counter() - start}

@@ -6,9 +6,11 @@ import dataclasses
 import json
 import pathlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
+from jaxtyping import PRNGKeyArray
 
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import SetDataset
@@ -52,7 +54,8 @@ class Experiment:
     `prediction` (`solve` the fixed point, or the `reference` one step from 0.5),
     `encoder` (the per-item map φ: `default`, the references' choice for the item type,
     a linear map for vectors, an MLP for fingerprints and a CNN for images; or `mlp`,
-    an MLP with one hidden layer of 512 ReLU units, for vectors and fingerprints).
+    an MLP with one hidden layer of 512 ReLU units, for vector items; fingerprints
+    have it by default and images refuse it).
     """
 
     dataset: str = "moons"
@@ -164,11 +167,13 @@ def build_encoder(item_type: str, feature_shape: tuple[int, ...], key,
                   encoder: str = "default"):
     """The per-item encoder for the dataset's item type: by default `None` (the
     reference's linear map) for vectors, an MLP over fingerprints, a small CNN over
-    images; with `encoder="mlp"`, the MLP for vectors too."""
+    images; with `encoder="mlp"`, the MLP for vectors too. Other item types refuse
+    `encoder="mlp"`, which would give their default model a second label."""
+    if encoder == "mlp" and item_type != "vector":
+        default = "the CNN" if item_type == "image" else "this MLP already"
+        raise ValueError(f"`encoder='mlp'` takes vector items; {item_type} items use "
+                         f"{default} (`encoder='default'`).")
     if item_type == "image":
-        if encoder == "mlp":
-            raise ValueError("`encoder='mlp'` takes vector or fingerprint items; image "
-                             "items use the CNN (`encoder='default'`).")
         return CNNEncoder(feature_shape[0], 256, key=key)
     if len(feature_shape) != 1:
         raise ValueError(f"items of shape {feature_shape} need an item type "
@@ -201,6 +206,24 @@ def build_model(
     return model
 
 
+def build(
+    config: Experiment, data: SetDataset
+) -> tuple[Callable[[PRNGKeyArray], AbstractSetFunction], AbstractMethod, AbstractMethod]:
+    """What a configuration trains on the items of `data`: its model (from a key), its
+    method and its prediction rule."""
+    spec = model_spec(data)
+    method = build_method(config)
+    shape = tuple(spec["feature_shape"])
+    return (lambda key: build_model(config, shape, key, spec["item_type"]),
+            method, build_inference(config, method))
+
+
+def model_spec(data: SetDataset) -> dict[str, Any]:
+    """What building a model needs to know of the items (a run's `model.json`)."""
+    return {"feature_shape": list(data.feature_shape),
+            "item_type": data.metadata.get("item_type", "vector")}
+
+
 def load_splits(config: Experiment) -> tuple[SetDataset, SetDataset, SetDataset]:
     train, val, test = _named.load(config.dataset, config.root)
     return (train[: config.train_sets], val[: config.val_sets], test[: config.test_sets])
@@ -224,10 +247,8 @@ def run(
     start = time.perf_counter()
     train, val, test = load_splits(config) if splits is None else splits
     model_key, fit_key, test_key = _keys(config)
-    item_type = train.metadata.get("item_type", "vector")
-    model = build_model(config, train.feature_shape, model_key, item_type)
-    method = build_method(config)
-    inference = build_inference(config, method)
+    make_model, method, inference = build(config, train)
+    model = make_model(model_key)
     checkpoint = None
     if out is not None:
         out = pathlib.Path(out)
@@ -263,8 +284,7 @@ def run(
     }
     if out is not None:
         save_checkpoint(out / "best.eqx", result.model)
-        (out / "model.json").write_text(json.dumps(
-            {"feature_shape": list(train.feature_shape), "item_type": item_type}))
+        (out / "model.json").write_text(json.dumps(model_spec(train)))
         (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
 

@@ -356,7 +356,8 @@ def test_experiment_solves_with_at_most_max_steps():
 
 def test_experiment_encoder_option():
     """`encoder='mlp'` gives vector items an MLP φ (and a label of its own, so its runs
-    never mix with the reference architecture's); images refuse it."""
+    never mix with the reference architecture's); images and fingerprints, whose
+    default it is not or already is, refuse it."""
     import jax
 
     from setfix._experiment import build_model, Experiment
@@ -372,3 +373,6 @@ def test_experiment_encoder_option():
     with pytest.raises(ValueError, match="image items use the CNN"):
         build_model(Experiment(dataset="digits", encoder="mlp"), (1, 8, 8),
                     jax.random.key(0), "image")
+    with pytest.raises(ValueError, match="fingerprint items use this MLP already"):
+        build_model(Experiment(dataset="compounds", encoder="mlp"), (64,),
+                    jax.random.key(0), "fingerprint")
