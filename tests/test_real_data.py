@@ -356,8 +356,8 @@ def test_experiment_solves_with_at_most_max_steps():
 
 def test_experiment_encoder_option():
     """`encoder='mlp'` gives vector items an MLP φ (and a label of its own, so its runs
-    never mix with the reference architecture's); images and fingerprints, whose
-    default it is not or already is, refuse it."""
+    never mix with the reference architecture's); images (a CNN by default) and
+    fingerprints (this MLP by default) refuse it."""
     import jax
 
     from setfix._experiment import build_model, Experiment
