@@ -211,17 +211,19 @@ def build(
 ) -> tuple[Callable[[PRNGKeyArray], AbstractSetFunction], AbstractMethod, AbstractMethod]:
     """What a configuration trains on the items of `data`: its model (from a key), its
     method and its prediction rule."""
-    spec = model_spec(data)
+    shape, item_type = data.feature_shape, _item_type(data)
     method = build_method(config)
-    shape = tuple(spec["feature_shape"])
-    return (lambda key: build_model(config, shape, key, spec["item_type"]),
+    return (lambda key: build_model(config, shape, key, item_type),
             method, build_inference(config, method))
+
+
+def _item_type(data: SetDataset) -> str:
+    return data.metadata.get("item_type", "vector")
 
 
 def model_spec(data: SetDataset) -> dict[str, Any]:
     """What building a model needs to know of the items (a run's `model.json`)."""
-    return {"feature_shape": list(data.feature_shape),
-            "item_type": data.metadata.get("item_type", "vector")}
+    return {"feature_shape": list(data.feature_shape), "item_type": _item_type(data)}
 
 
 def load_splits(config: Experiment) -> tuple[SetDataset, SetDataset, SetDataset]:
