@@ -44,18 +44,18 @@ class Experiment:
 
     **Fields:** `dataset` (`moons`, `gaussian`, `digits`, `amazon:<category>`,
     `compounds[:<target>]`, `bindingdb[:<target>]` or `celeba`), `root` (the data
-    directory or file, for datasets read from files), `method` (a name in `METHODS`),
-    `scaling` (`fro`, `nuc`, `c` or `none`; iDiffMF and the one-step gradient), `c`
-    (of `ConstantScaling`), `over` (`set` or `batch`), `num_samples`, `max_steps` (of
-    the iDiffMF and one-step solves, 20 as in the reference code; a set still moving
-    after them is reported as not converged), `seed`, `epochs`,
-    `patience`, `learning_rate`, `weight_decay`, `batch_size`, `train_sets`,
+    directory or file, for datasets read from files; set to `None` for the others),
+    `method` (a name in `METHODS`), `scaling` (`fro`, `nuc`, `c` or `none`; iDiffMF and
+    the one-step gradient), `c` (of `ConstantScaling`), `over` (`set` or `batch`),
+    `num_samples`, `max_steps` (of the iDiffMF and one-step solves, 20 as in the
+    reference code; a set still moving after them is reported as not converged), `seed`,
+    `epochs`, `patience`, `learning_rate`, `weight_decay`, `batch_size`, `train_sets`,
     `val_sets`, `test_sets` (the first this many sets of each split; `None`: all),
     `prediction` (`solve` the fixed point, or the `reference` one step from 0.5),
     `encoder` (the per-item map φ: `default`, the references' choice for the item type,
-    a linear map for vectors, an MLP for fingerprints and a CNN for images; or `mlp`,
-    an MLP with one hidden layer of 512 ReLU units, for vector items; fingerprints
-    have it by default and images refuse it).
+    a linear map for vectors, an MLP for fingerprints and a CNN for images; or `mlp`, an
+    MLP with one hidden layer of 512 ReLU units, for vector items; fingerprints have it
+    by default and images refuse it).
     """
 
     dataset: str = "moons"
@@ -80,6 +80,10 @@ class Experiment:
 
     def __post_init__(self):
         _named.parse(self.dataset, self.root)
+        if not _named.reads_files(self.dataset):
+            # A root means nothing to a dataset made in memory; storing one would make
+            # `run(out=...)` refuse to resume a run started with another root.
+            object.__setattr__(self, "root", None)
         for name, options in (("method", METHODS),
                               ("scaling", SCALINGS), ("over", ("set", "batch")),
                               ("prediction", PREDICTIONS), ("encoder", ENCODERS)):
@@ -256,12 +260,16 @@ def run(
         out = pathlib.Path(out)
         out.mkdir(parents=True, exist_ok=True)
         config_path = out / "config.json"
-        if config_path.exists() and Experiment.from_json(
-                json.loads(config_path.read_text())) != config:
-            raise ValueError(
-                f"`{out}` holds a run with a different configuration; choose another "
-                "output directory (or delete it)."
-            )
+        if config_path.exists():
+            saved = Experiment.from_json(json.loads(config_path.read_text())).to_json()
+            differ = [f"{k}: {saved[k]!r} there, {v!r} here"
+                      for k, v in config.to_json().items() if saved[k] != v]
+            if differ:
+                raise ValueError(
+                    f"`{out}` holds a run with a different configuration "
+                    f"({'; '.join(differ)}); choose another output directory (or "
+                    "delete it)."
+                )
         config_path.write_text(json.dumps(config.to_json(), indent=1))
         checkpoint = out / "checkpoint.eqx"
     result = fit(model, method, train, val, key=fit_key,

@@ -40,6 +40,20 @@ def test_no_command_is_train(tmp_path, capsys):
     assert json.loads((tmp_path / "r" / "config.json").read_text())["method"] == "diffmf"
 
 
+def test_a_run_directory_names_what_differs(tmp_path, capsys):
+    """A run directory resumes only its own configuration, and the refusal names the
+    fields that differ; a `--root` means nothing to moons, so it is not kept and does
+    not stop a resume without it."""
+    out = tmp_path / "run"
+    main(["train", *TINY, "--out", str(out), "--root", str(tmp_path)])
+    assert json.loads((out / "config.json").read_text())["root"] is None
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    main(["train", *TINY, "--out", str(out)])
+    assert capsys.readouterr().out.strip().splitlines()[-1] == first
+    with pytest.raises(SystemExit, match="num_samples: 5 there, 3 here"):
+        main(["train", *TINY, "--out", str(out), "--num-samples", "3"])
+
+
 def test_reproduce_prints_a_table(tmp_path, capsys):
     args = ["reproduce", "--datasets", "moons", "--methods", "diffmf,equivset_copula",
             "--seeds", "1", "--out", str(tmp_path), *TINY]

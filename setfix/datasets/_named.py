@@ -26,15 +26,21 @@ def parse(spec: str, root: str | None) -> tuple[str, str | None]:
     if name == "amazon" and argument not in CATEGORIES:
         raise ValueError(f"dataset 'amazon' needs a category, 'amazon:<category>' with one "
                          f"of {', '.join(CATEGORIES)}; got {spec!r}.")
-    needs_root = name in ("amazon", "bindingdb", "celeba") or (
-        name == "compounds" and argument not in (None, FREEWILSON))
-    if needs_root and root is None:
+    if reads_files(spec) and root is None:
         raise ValueError(f"dataset {spec!r} is read from files: give their location as "
                          "`root` (--root PATH).")
     if name == "compounds" and root is not None and argument is None:
         raise ValueError("with a `root`, name the target: 'compounds:<target>', e.g. "
                          "compounds:CHEMBL214_Ki.")
     return name, argument
+
+
+def reads_files(spec: str) -> bool:
+    """Whether the dataset named `spec` is read from files under a `root` (`False` for
+    the embedded and generated ones: moons, gaussian, digits, the FreeWilson set)."""
+    name, _, argument = spec.partition(":")
+    return name in ("amazon", "bindingdb", "celeba") or (
+        name == "compounds" and argument not in ("", FREEWILSON))
 
 
 def load(spec: str, root: str | None = None) -> tuple[SetDataset, SetDataset, SetDataset]:
