@@ -44,18 +44,18 @@ class Experiment:
 
     **Fields:** `dataset` (`moons`, `gaussian`, `digits`, `amazon:<category>`,
     `compounds[:<target>]`, `bindingdb[:<target>]` or `celeba`), `root` (the data
-    directory or file, for datasets read from files; set to `None` for the others),
-    `method` (a name in `METHODS`), `scaling` (`fro`, `nuc`, `c` or `none`; iDiffMF and
-    the one-step gradient), `c` (of `ConstantScaling`), `over` (`set` or `batch`),
-    `num_samples`, `max_steps` (of the iDiffMF and one-step solves, 20 as in the
-    reference code; a set still moving after them is reported as not converged), `seed`,
-    `epochs`, `patience`, `learning_rate`, `weight_decay`, `batch_size`, `train_sets`,
-    `val_sets`, `test_sets` (the first this many sets of each split; `None`: all),
-    `prediction` (`solve` the fixed point, or the `reference` one step from 0.5),
-    `encoder` (the per-item map φ: `default`, the references' choice for the item type,
-    a linear map for vectors, an MLP for fingerprints and a CNN for images; or `mlp`, an
-    MLP with one hidden layer of 512 ReLU units, for vector items; fingerprints have it
-    by default and images refuse it).
+    directory or file, for datasets read from files; set to `None` for moons, gaussian
+    and digits), `method` (a name in `METHODS`), `scaling` (`fro`, `nuc`, `c` or `none`;
+    iDiffMF and the one-step gradient), `c` (of `ConstantScaling`), `over` (`set` or
+    `batch`), `num_samples`, `max_steps` (of the iDiffMF and one-step solves, 20 as in
+    the reference code; a set still moving after them is reported as not converged),
+    `seed`, `epochs`, `patience`, `learning_rate`, `weight_decay`, `batch_size`,
+    `train_sets`, `val_sets`, `test_sets` (the first this many sets of each split;
+    `None`: all), `prediction` (`solve` the fixed point, or the `reference` one step
+    from 0.5), `encoder` (the per-item map φ: `default`, the references' choice for the
+    item type, a linear map for vectors, an MLP for fingerprints and a CNN for images;
+    or `mlp`, an MLP with one hidden layer of 512 ReLU units, for vector items;
+    fingerprints have it by default and images refuse it).
     """
 
     dataset: str = "moons"
@@ -80,7 +80,7 @@ class Experiment:
 
     def __post_init__(self):
         _named.parse(self.dataset, self.root)
-        if not _named.reads_files(self.dataset):
+        if not _named.uses_root(self.dataset):
             # A root means nothing to a dataset made in memory; storing one would make
             # `run(out=...)` refuse to resume a run started with another root.
             object.__setattr__(self, "root", None)

@@ -26,7 +26,9 @@ def parse(spec: str, root: str | None) -> tuple[str, str | None]:
     if name == "amazon" and argument not in CATEGORIES:
         raise ValueError(f"dataset 'amazon' needs a category, 'amazon:<category>' with one "
                          f"of {', '.join(CATEGORIES)}; got {spec!r}.")
-    if reads_files(spec) and root is None:
+    needs_root = name in ("amazon", "bindingdb", "celeba") or (
+        name == "compounds" and argument not in (None, FREEWILSON))
+    if needs_root and root is None:
         raise ValueError(f"dataset {spec!r} is read from files: give their location as "
                          "`root` (--root PATH).")
     if name == "compounds" and root is not None and argument is None:
@@ -35,12 +37,10 @@ def parse(spec: str, root: str | None) -> tuple[str, str | None]:
     return name, argument
 
 
-def reads_files(spec: str) -> bool:
-    """Whether the dataset named `spec` is read from files under a `root` (`False` for
-    the embedded and generated ones: moons, gaussian, digits, the FreeWilson set)."""
-    name, _, argument = spec.partition(":")
-    return name in ("amazon", "bindingdb", "celeba") or (
-        name == "compounds" and argument not in ("", FREEWILSON))
+def uses_root(spec: str) -> bool:
+    """Whether a `root` can matter to the dataset named `spec`: `False` for the ones made
+    in memory (moons, gaussian, digits), which never read files."""
+    return spec.partition(":")[0] not in ("moons", "gaussian", "digits")
 
 
 def load(spec: str, root: str | None = None) -> tuple[SetDataset, SetDataset, SetDataset]:
