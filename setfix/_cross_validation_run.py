@@ -11,7 +11,7 @@ from typing import Any
 import jax
 
 from ._cross_validation import check_folds, concatenate, cross_validate
-from ._experiment import build, Experiment, load_splits
+from ._experiment import build, differences, Experiment, load_splits
 
 
 def protocol(config: Experiment, folds: int) -> dict[str, Any]:
@@ -22,14 +22,17 @@ def protocol(config: Experiment, folds: int) -> dict[str, Any]:
     return {"config": values, "folds": folds}
 
 
-def _same_protocol(saved: Any, config: Experiment, folds: int) -> bool:
-    """Whether a saved `protocol.json` describes this configuration and fold count,
-    read as an `Experiment` so that fields added since (at their defaults) match."""
+def _protocol_differences(saved: Any, config: Experiment, folds: int) -> list[str]:
+    """How a saved `protocol.json` differs from this configuration and fold count (see
+    `differences`); a record that cannot be read differs as a whole."""
     try:
-        values = {**saved["config"], "learning_rate": config.learning_rate}
-        return saved["folds"] == folds and Experiment.from_json(values) == config
+        differ = differences({**saved["config"], "learning_rate": config.learning_rate},
+                             config)
+        if saved["folds"] != folds:
+            differ.append(f"folds: {saved['folds']!r} there, {folds!r} here")
+        return differ
     except (KeyError, TypeError, ValueError):
-        return False
+        return ["`protocol.json` cannot be read as a configuration and fold count"]
 
 
 def run_cross_validation(
@@ -54,11 +57,13 @@ def run_cross_validation(
         out = pathlib.Path(out)
         out.mkdir(parents=True, exist_ok=True)
         record = out / "protocol.json"
-        if record.exists() and not _same_protocol(json.loads(record.read_text()), config,
-                                                  folds):
+        differ = (_protocol_differences(json.loads(record.read_text()), config, folds)
+                  if record.exists() else [])
+        if differ:
             raise ValueError(
                 f"`{out}` holds a cross-validation of another configuration or number "
-                "of folds; choose another output directory (or delete it)."
+                f"of folds ({'; '.join(differ)}); choose another output directory (or "
+                "delete it)."
             )
         record.write_text(json.dumps(protocol(config, folds), indent=1))
     make_model, method, inference = build(config, data)

@@ -135,6 +135,15 @@ class Experiment:
         return cls(**values)
 
 
+def differences(saved: dict[str, Any], config: Experiment) -> list[str]:
+    """The fields in which a saved configuration (read as an `Experiment`, so that fields
+    added since match at their defaults) differs from `config`, as
+    `"field: saved there, config's here"`."""
+    values = Experiment.from_json(saved).to_json()
+    return [f"{k}: {values[k]!r} there, {v!r} here"
+            for k, v in config.to_json().items() if values[k] != v]
+
+
 def build_scaling(config: Experiment):
     if config.scaling == "none":
         return NoScaling()
@@ -261,9 +270,7 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         config_path = out / "config.json"
         if config_path.exists():
-            saved = Experiment.from_json(json.loads(config_path.read_text())).to_json()
-            differ = [f"{k}: {saved[k]!r} there, {v!r} here"
-                      for k, v in config.to_json().items() if saved[k] != v]
+            differ = differences(json.loads(config_path.read_text()), config)
             if differ:
                 raise ValueError(
                     f"`{out}` holds a run with a different configuration "

@@ -77,8 +77,9 @@ def test_crossval_reports_the_chosen_rate(tmp_path, capsys):
     assert out[-1] == (f"chosen lr {results['learning_rate']:g}: test Jaccard "
                        f"{results['test_mean']:.2f} ± {results['test_std']:.2f} over 2 folds")
     assert "learning_rate" not in results["config"] and results["folds"] == 2
-    with pytest.raises(SystemExit, match="another configuration or number of folds"):
+    with pytest.raises(SystemExit, match="another configuration or number of folds") as e:
         main([*args, "--num-samples", "3"])
+    assert "num_samples: 5 there, 3 here" in str(e.value)
     # A directory written before a configuration field existed still matches.
     record = json.loads((tmp_path / "protocol.json").read_text())
     del record["config"]["encoder"]
