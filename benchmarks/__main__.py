@@ -1,7 +1,7 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
-gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end; default: all),
-each writing JSON and PNG under benchmarks/results/. The options (e.g. `--quick`) go to
-every named benchmark."""
+gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end,
+pooled_items; default: all), each writing JSON and PNG under benchmarks/results/. The
+options (e.g. `--quick`) go to every named benchmark."""
 
 import sys
 
@@ -13,6 +13,7 @@ from . import (
     implicit_fd,
     iterations,
     memory,
+    pooled_items,
     solvers,
     throughput,
 )
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "iterations": iterations.main,
     "compile_time": compile_time.main,
     "end_to_end": end_to_end.main,
+    "pooled_items": pooled_items.main,
 }
 
 

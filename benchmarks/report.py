@@ -97,12 +97,26 @@ def end_to_end(record):
     )
 
 
+def pooled_items(record):
+    c, r = record["config"], record["results"]
+    return _table(
+        ["items", "s/batch"],
+        [["gathered on the host, encoded per (set, item)",
+          f"{r['gathered_seconds_per_batch']:.2f}"],
+         ["`PooledItems`: pool encoded once per step",
+          f"{r['pooled_seconds_per_batch']:.2f} (**{r['speedup']:.2f}×**)"]],
+        f"Batch {c['batch']} of n = {c['n']} from a pool of {c['pool']} fingerprints of "
+        f"{c['bits']} bits; iDiffMF, MLP encoder. " + _machine(record),
+    )
+
+
 SECTIONS = {
     "throughput": ("Seconds per training step", throughput),
     "floor": ("One iteration against the floor", floor),
     "iterations": ("Iterations per solve", iterations),
     "compile_time": ("Compile time", compile_time),
     "end_to_end": ("End to end", end_to_end),
+    "pooled_items": ("Items shared by the sets of a batch", pooled_items),
 }
 
 

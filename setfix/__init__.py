@@ -52,6 +52,7 @@ from ._metrics import (
     predict_threshold as predict_threshold,
 )
 from ._monte_carlo import MonteCarlo as MonteCarlo
+from ._pooled_items import PooledItems as PooledItems
 from ._scaling import (
     AbstractScaling as AbstractScaling,
     ConstantScaling as ConstantScaling,

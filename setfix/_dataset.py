@@ -189,17 +189,20 @@ class SetDataset(eqx.Module):
 
     def batches(
         self, batch_size: int, *, rng: np.random.Generator | None = None,
-        drop_last: bool = False,
+        drop_last: bool = False, gather: bool = True,
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yields `(items, mask, target)` batches of `batch_size` sets, shuffled when
-        `rng` is given, the last one smaller unless `drop_last`."""
+        `rng` is given, the last one smaller unless `drop_last`. With `gather=False`, a
+        dataset with a `pool` yields its `(len, n)` rows of the pool as `items` instead
+        of their features (see [`setfix.PooledItems`][])."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
         order = rng.permutation(len(self)) if rng is not None else np.arange(len(self))
         stop = len(self) - (len(self) % batch_size if drop_last else 0)
         for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size]
-            yield self.features(idx), self.mask[idx], self.target[idx]
+            items = self.features(idx) if gather or self.pool is None else self.items[idx]
+            yield items, self.mask[idx], self.target[idx]
 
 
 SetDataset.__init__.__doc__ = """**Arguments:**

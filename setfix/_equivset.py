@@ -11,12 +11,13 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from ._encoders import AbstractEncoder, item_encoder
 from ._estimator import AbstractEstimator
-from ._evaluator import batched_readout, split_set_function
+from ._evaluator import _PooledReadout, batched_readout, split_set_function
 from ._losses import mean_field_nll
 from ._mean_field_steps import MeanFieldSteps
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
+from ._pooled_items import embed_items, per_item, PooledItems
 from ._scaling import NoScaling
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
 from ._solution import mean_over_converged, MeanFieldSolution
@@ -60,16 +61,22 @@ class RecognitionNetwork(eqx.Module):
         self.factor_head = eqx.nn.Linear(width, rank, key=keys[4])
 
     def __call__(
-        self, items: Float[Array, "n ..."]
+        self, items: Float[Array, "n ..."] | PooledItems
     ) -> tuple[Float[Array, " n"], Float[Array, " n"], Float[Array, "n rank"]]:
-        """Returns $(\\mu, \\sigma, U)$ for the items of one ground set."""
+        """Returns $(\\mu, \\sigma, U)$ for the items of one ground set (or, for
+        `PooledItems` with `(b, n)` rows, of each set of the batch)."""
+        return per_item(self._one, items, batched=False)
 
-        def one(x):
-            h = jax.nn.relu(self.body(self.encoder(x)))
-            return (jax.nn.sigmoid(self.mean_head(h)), jax.nn.softplus(self.scale_head(h)),
-                    jnp.tanh(self.factor_head(h)))
+    def _one(self, x):
+        h = jax.nn.relu(self.body(self.encoder(x)))
+        return (jax.nn.sigmoid(self.mean_head(h)), jax.nn.softplus(self.scale_head(h)),
+                jnp.tanh(self.factor_head(h)))
 
-        return jax.vmap(one)(items)
+    def batched(
+        self, items: Float[Array, "b n ..."] | PooledItems
+    ) -> tuple[Float[Array, "b n"], Float[Array, "b n"], Float[Array, "b n rank"]]:
+        """$(\\mu, \\sigma, U)$ of every set of a padded batch."""
+        return per_item(self._one, items, batched=True)
 
 
 RecognitionNetwork.__init__.__doc__ = """**Arguments:**
@@ -172,7 +179,7 @@ class EquiVSet(AbstractMethod):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"],
+        items: Float[Array, "*batch n d"] | PooledItems,
         mask: Bool[Array, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
@@ -181,8 +188,8 @@ class EquiVSet(AbstractMethod):
         $\\mu$ (`converged` says only that it is finite)."""
         self._check_model(model)
         items, mask = check_items_and_mask(items, mask)
-        recognise = lambda x: model.recognition(x)[0]  # noqa: E731
-        mean = jax.vmap(recognise)(items) if mask.ndim == 2 else recognise(items)
+        recognition = model.recognition
+        mean = (recognition.batched(items) if mask.ndim == 2 else recognition(items))[0]
         steps = MeanFieldSteps(self.estimator, NoScaling(), self.steps)
         return steps(model.set_function, items, mask, key=key,
                      psi0=jax.lax.stop_gradient(mean))
@@ -190,7 +197,7 @@ class EquiVSet(AbstractMethod):
     def sample(
         self,
         model: AmortizedSetFunction,
-        items: Float[Array, "n d"],
+        items: Float[Array, "n d"] | PooledItems,
         mask: Bool[Array, " n"],
         *,
         key: PRNGKeyArray,
@@ -223,16 +230,20 @@ class EquiVSet(AbstractMethod):
     def elbo(
         self,
         model: AmortizedSetFunction,
-        items: Float[Array, "n d"],
+        items: Float[Array, "n d"] | PooledItems,
         mask: Bool[Array, " n"],
         *,
         key: PRNGKeyArray,
     ) -> Float[Array, ""]:
         """A `num_samples`-sample estimate of the ELBO
         $\\mathbb E_{S \\sim q}[F(S)] + H(\\mu)$ of one ground set."""
-        recognised = model.recognition(items)  # once, for the samples and the entropy
-        samples = self._relaxed_sample(recognised, mask, key)
         readout, embedding = split_set_function(model.set_function, items)
+        return self._elbo(model.recognition(items), readout, embedding, mask, key)
+
+    def _elbo(self, recognised, readout, embedding, mask, key):
+        """The ELBO of one set from its recognised $(\\mu, \\sigma, U)$ (used for the
+        samples and the entropy) and the pooled split of the set function."""
+        samples = self._relaxed_sample(recognised, mask, key)
         energy = jnp.mean(batched_readout(readout, samples @ embedding))
         mu = jnp.clip(recognised[0], 1e-6, 1 - 1e-6)
         entropy = -jnp.sum(jnp.where(mask, mu * jnp.log(mu) + (1 - mu) * jnp.log1p(-mu), 0))
@@ -251,12 +262,16 @@ class EquiVSet(AbstractMethod):
         elbo_key, solve_key = jax.random.split(key)
         state_f, state_q = opt_state
         frozen_f = stop_gradient_tree(model.set_function)
-        keys = jax.random.split(elbo_key, items.shape[0])
+        keys = jax.random.split(elbo_key, mask.shape[0])
+        # The frozen set function's split, once per batch (its encoder runs here).
+        folded = frozen_f.folded()
+        readout = _PooledReadout(folded)
+        embedding = embed_items(folded.embed, items, batched=True)
 
         def neg_elbo(recognition):
-            m = AmortizedSetFunction(frozen_f, recognition)
-            return -jnp.mean(jax.vmap(lambda x, k, key: self.elbo(m, x, k, key=key))(
-                items, mask, keys))
+            elbo = lambda r, e, m, k: self._elbo(r, readout, e, m, k)  # noqa: E731
+            return -jnp.mean(jax.vmap(elbo)(recognition.batched(items), embedding, mask,
+                                            keys))
 
         q_loss, grads = eqx.filter_value_and_grad(neg_elbo)(model.recognition)
         params = eqx.filter(model.recognition, eqx.is_inexact_array)

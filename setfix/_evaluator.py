@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ._pooled_items import embed_items, gathered, PooledItems
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
 
 
@@ -32,13 +33,15 @@ class _SubsetReadout(eqx.Module):
 
 
 def split_set_function(
-    f: AbstractSetFunction, items: Float[Array, "n d"]
+    f: AbstractSetFunction, items: Float[Array, "n d"] | PooledItems
 ) -> tuple[Callable, Float[Array, "n h"]]:
     """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)`; a
-    pooled set function is evaluated in its `folded` form."""
+    pooled set function is evaluated in its `folded` form (on `PooledItems`, its
+    encoder runs on the pool)."""
     if isinstance(f, AbstractPooledSetFunction):
         f = f.folded()
-        return _PooledReadout(f), f.embed(items)
+        return _PooledReadout(f), embed_items(f.embed, items, batched=False)
+    items = gathered(items)
     return _SubsetReadout(f, items), jnp.eye(items.shape[0], dtype=items.dtype)
 
 

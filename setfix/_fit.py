@@ -21,6 +21,7 @@ from ._dataset import SetDataset
 from ._losses import sample_negatives
 from ._method import AbstractMethod
 from ._metrics import jaccard, predict
+from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction
 from ._sharding import DataParallel
 
@@ -59,6 +60,23 @@ def seconds_per_epoch(history: Sequence[dict[str, Any]]) -> float:
     so does the first after a resume), which on short runs would otherwise dominate.
     """
     return float(np.median([record["train_seconds"] for record in history]))
+
+
+def _device_batches(data, batch_size, parallel, *, rng=None, drop_last=False):
+    """`data`'s batches on the devices. When the dataset has a pool with fewer rows than
+    a batch has items, the pool goes to the devices once and each batch's items are
+    `PooledItems` of it, so per-item encoders run once per pool row per step rather
+    than once per (set, item), and no batch of features is gathered on the host."""
+    pool = data.pool
+    if pool is not None and len(pool) >= min(batch_size, len(data)) * data.items.shape[1]:
+        pool = None
+    if pool is not None:
+        pool = parallel.replicate(pool.astype(np.float32) if pool.dtype == np.float16
+                                  else pool)
+    for items, mask, target in data.batches(batch_size, rng=rng, drop_last=drop_last,
+                                            gather=pool is None):
+        items, mask, target = parallel.batch(items, mask, target)
+        yield (items if pool is None else PooledItems(pool, items)), mask, target
 
 
 @eqx.filter_jit
@@ -109,8 +127,8 @@ def evaluate(
     parallel = DataParallel(devices)
     model = parallel.replicate(model)
     scores, converged = [], []
-    for i, batch in enumerate(data.batches(batch_size)):
-        s, c = _evaluate_batch(model, method, *parallel.batch(*batch), jax.random.fold_in(key, i))
+    for i, batch in enumerate(_device_batches(data, batch_size, parallel)):
+        s, c = _evaluate_batch(model, method, *batch, jax.random.fold_in(key, i))
         scores.append(np.asarray(s))
         converged.append(np.asarray(c))
     return {"jaccard": 100 * float(np.mean(np.concatenate(scores))),
@@ -218,14 +236,14 @@ def fit(
         start = time.perf_counter()
         shuffle_key, train_key, val_key = jax.random.split(jax.random.fold_in(key, epoch), 3)
         seed = int(jax.random.randint(shuffle_key, (), 0, 2**31 - 1))
-        batches = train.batches(batch_size, rng=np.random.default_rng(seed),
-                                drop_last=drop_last)
+        batches = _device_batches(train, batch_size, parallel,
+                                  rng=np.random.default_rng(seed), drop_last=drop_last)
         bar = tqdm(batches, total=len(train) // batch_size or 1, disable=not progress,
                    desc=f"epoch {epoch}", leave=False)
         totals: dict[str, list[float]] = {}
         for i, batch in enumerate(bar):
             model, opt_state, stats = _train_step(
-                model, opt_state, *parallel.batch(*batch), jax.random.fold_in(train_key, i),
+                model, opt_state, *batch, jax.random.fold_in(train_key, i),
                 method, optimizer, neg_num)
             for name, value in stats.items():
                 totals.setdefault(name, []).append(float(value))

@@ -14,6 +14,7 @@ from ._evaluator import _PooledReadout, _SubsetReadout, split_set_function
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
+from ._pooled_items import embed_items, gathered, PooledItems
 from ._scaling import AbstractScaling, NormScaling
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
 from ._solution import MeanFieldSolution
@@ -92,7 +93,8 @@ def _split(f, items, batched):
         return readout, embedding, None
     if isinstance(f, AbstractPooledSetFunction):
         f = f.folded()
-        return _PooledReadout(f), jax.vmap(f.embed)(items), None
+        return _PooledReadout(f), embed_items(f.embed, items, batched=True), None
+    items = gathered(items)
     eye = jnp.eye(items.shape[1], dtype=items.dtype)
     embedding = jnp.broadcast_to(eye, (items.shape[0],) + eye.shape)
     return _SubsetReadout(f, items), embedding, _SubsetReadout(None, 0)  # pyright: ignore
@@ -139,7 +141,7 @@ def _prepare(f, items, mask, estimator, key):
 
 def fixed_point_map(
     f: AbstractSetFunction,
-    items: Float[Array, "*batch n d"],
+    items: Float[Array, "*batch n d"] | PooledItems,
     mask: Bool[Array, "*batch n"] | None,
     psi: Float[Array, "*batch n"],
     *,
@@ -153,7 +155,8 @@ def fixed_point_map(
     **Arguments:**
 
     - `f`: the set function.
-    - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch.
+    - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch, or their
+        rows of a shared table as [`setfix.PooledItems`][].
     - `mask`: which items are real (`None`: all of them).
     - `psi`: the mean-field parameters, one per item.
     - `estimator`: how $\nabla \tilde F$ is estimated.
@@ -174,7 +177,7 @@ def fixed_point_map(
 
 def residual(
     f: AbstractSetFunction,
-    items: Float[Array, "*batch n d"],
+    items: Float[Array, "*batch n d"] | PooledItems,
     mask: Bool[Array, "*batch n"] | None,
     psi: Float[Array, "*batch n"],
     *,
@@ -280,7 +283,7 @@ class MeanField(AbstractMethod):
     def __call__(
         self,
         f: AbstractSetFunction,
-        items: Float[Array, "*batch n d"],
+        items: Float[Array, "*batch n d"] | PooledItems,
         mask: Bool[Array, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
@@ -289,7 +292,8 @@ class MeanField(AbstractMethod):
         """**Arguments:**
 
         - `f`: the set function $F_\\theta$.
-        - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch.
+        - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch, or
+            their rows of a shared table as [`setfix.PooledItems`][].
         - `mask`: boolean, false for padded items (`None`: all items are real).
         - `key`: the PRNG key of the estimator's samples, drawn once per solve (for a
             batch, split per set). Not needed by `Exact`.
@@ -327,7 +331,7 @@ class MeanField(AbstractMethod):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"],
+        items: Float[Array, "*batch n d"] | PooledItems,
         mask: Bool[Array, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,

@@ -9,6 +9,7 @@ from ._mean_field import _BatchMap, _initial, _prepare, _SetMap
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
+from ._pooled_items import PooledItems
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
 from ._solution import MeanFieldSolution
@@ -46,7 +47,7 @@ class MeanFieldSteps(AbstractMethod):
     def __call__(
         self,
         f: AbstractSetFunction,
-        items: Float[Array, "*batch n d"],
+        items: Float[Array, "*batch n d"] | PooledItems,
         mask: Bool[Array, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
@@ -55,7 +56,8 @@ class MeanFieldSteps(AbstractMethod):
         """**Arguments:**
 
         - `f`: the set function $F_\\theta$.
-        - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch.
+        - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch, or
+            their rows of a shared table as [`setfix.PooledItems`][].
         - `mask`: boolean, false for padded items (`None`: all items are real).
         - `key`: the PRNG key of the estimator's samples (common to all $K$ steps).
         - `psi0`: the initial point (default `initial` on every real item).
@@ -86,7 +88,7 @@ class MeanFieldSteps(AbstractMethod):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"],
+        items: Float[Array, "*batch n d"] | PooledItems,
         mask: Bool[Array, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,

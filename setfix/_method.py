@@ -8,6 +8,7 @@ import optax
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from ._losses import mean_field_nll
+from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction
 from ._solution import mean_over_converged, MeanFieldSolution
 
@@ -26,7 +27,7 @@ class AbstractMethod(eqx.Module):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"],
+        items: Float[Array, "*batch n d"] | PooledItems,
         mask: Bool[Array, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
@@ -36,7 +37,7 @@ class AbstractMethod(eqx.Module):
     def loss(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "b n d"],
+        items: Float[Array, "b n d"] | PooledItems,
         mask: Bool[Array, "b n"],
         target: Bool[Array, "b n"],
         negatives: Bool[Array, "b n"],
@@ -58,7 +59,7 @@ class AbstractMethod(eqx.Module):
         self,
         model: AbstractSetFunction,
         opt_state: PyTree,
-        items: Float[Array, "b n d"],
+        items: Float[Array, "b n d"] | PooledItems,
         mask: Bool[Array, "b n"],
         target: Bool[Array, "b n"],
         negatives: Bool[Array, "b n"],

@@ -40,7 +40,9 @@ class AbstractPooledSetFunction(AbstractSetFunction):
 
     @abc.abstractmethod
     def embed(self, items: Float[Array, "n d"]) -> Float[Array, "n h"]:
-        r"""The per-item embeddings $\phi(v_i)$, one row per item."""
+        r"""The per-item embeddings $\phi(v_i)$, one row per item. Row $i$ must depend
+        on item $i$ alone: on [`setfix.PooledItems`][] the embedding is computed once
+        for a table of items shared by several sets and gathered."""
 
     @abc.abstractmethod
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:

@@ -11,6 +11,7 @@ from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, split_set_function
 from ._exact import all_subsets, Exact
 from ._mean_field import _check_key, _noise, _SetMap
+from ._pooled_items import PooledItems
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
 from ._spectral import spectral_norm
@@ -19,7 +20,7 @@ from ._validate import check_items_and_mask, check_psi
 
 def assumption_4_1(
     f: AbstractSetFunction,
-    items: Float[Array, "n d"],
+    items: Float[Array, "n d"] | PooledItems,
     mask: Bool[Array, " n"] | None = None,
 ) -> Float[Array, ""]:
     r"""Returns $n \cdot \max_{S \subseteq V} |F(S, V)|$, by enumerating every subset
@@ -37,7 +38,7 @@ def assumption_4_1(
 
 def lipschitz_estimate(
     f: AbstractSetFunction,
-    items: Float[Array, "n d"],
+    items: Float[Array, "n d"] | PooledItems,
     mask: Bool[Array, " n"] | None = None,
     *,
     estimator: AbstractEstimator = Exact(),

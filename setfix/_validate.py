@@ -5,13 +5,20 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from ._pooled_items import PooledItems
+
 
 def check_items_and_mask(items, mask, *, allow_batch: bool = True):
     """Validates `items` of shape (n, ...) or (b, n, ...) and a boolean `mask` of shape
     (n,) or (b, n); the mask says whether the items are batched. `mask=None` means every
-    item is real and the items are vectors, (n, d) or (b, n, d). Returns the arrays."""
+    item is real and the items are vectors, (n, d) or (b, n, d). `items` may also be a
+    `PooledItems`, whose `rows` have the mask's shape. Returns `(items, mask)`."""
+    if isinstance(items, PooledItems):
+        return _check_pooled_items(items, mask, allow_batch)
     if not hasattr(items, "shape") or not hasattr(items, "dtype"):
-        raise TypeError(f"`items` must be an array, got {type(items).__name__}.")
+        raise TypeError(
+            f"`items` must be an array or a setfix.PooledItems, got {type(items).__name__}."
+        )
     items = jnp.asarray(items)
     expected = "(n, d) or (batch, n, d)" if allow_batch else "(n, d)"
     if not jnp.issubdtype(items.dtype, jnp.floating):
@@ -51,6 +58,37 @@ def check_items_and_mask(items, mask, *, allow_batch: bool = True):
         mask,
         jnp.any(~jnp.isfinite(items)),
         "`items` contains NaN or infinite values (padded items must be finite too).",
+    )
+    return items, mask
+
+
+def _check_pooled_items(items, mask, allow_batch):
+    rows = items.rows
+    if rows.ndim == 2 and not allow_batch:
+        raise ValueError(f"`items.rows` must have shape (n,), got shape {rows.shape}.")
+    if mask is None:
+        mask = jnp.ones(rows.shape, dtype=bool)
+    mask = jnp.asarray(mask)
+    if mask.shape != rows.shape:
+        raise ValueError(
+            f"`mask` must have the shape of `items.rows` {rows.shape}, got {mask.shape}."
+        )
+    if mask.dtype != jnp.bool_:
+        raise TypeError(f"`mask` must be a boolean array, got dtype {mask.dtype}.")
+    if rows.shape[-1] == 0:
+        raise ValueError(
+            "`items` holds an empty ground set (n = 0); every set needs at least one item."
+        )
+    num_rows = items.pool.shape[0]
+    mask = eqx.error_if(
+        mask,
+        jnp.any((rows < 0) | (rows >= num_rows)),
+        f"`items.rows` must index rows of `items.pool` in [0, {num_rows}).",
+    )
+    mask = eqx.error_if(
+        mask,
+        jnp.any(~jnp.isfinite(items.pool)),
+        "`items.pool` contains NaN or infinite values.",
     )
     return items, mask
 
