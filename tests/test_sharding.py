@@ -1,4 +1,5 @@
-"""Data parallelism: one epoch on two (host) devices gives the parameters of one device."""
+"""Data parallelism: one epoch on two (host) devices gives the parameters of one device,
+with items as arrays and as rows of a pool."""
 
 import os
 import subprocess
@@ -41,7 +42,20 @@ SCRIPT = textwrap.dedent(
     assert moved > 1e-3, moved
     assert diff < 1e-5, diff
     assert abs(one.history[0]["loss"] - two.history[0]["loss"]) < 1e-5
-    print("OK", moved, diff)
+
+    # Items as rows of a pool smaller than a batch (passed as PooledItems: the rows
+    # split over the devices, the pool on each).
+    rng = np.random.default_rng(0)
+    pooled = sf.SetDataset(rng.integers(0, 40, train.mask.shape), train.mask,
+                           train.target, pool=rng.normal(size=(40, 2)).astype(np.float32))
+    one = sf.fit(model, method, pooled, pooled, devices=jax.devices()[:1], **kw)
+    two = sf.fit(model, method, pooled, pooled, **kw)
+    pooled_diff = max(float(np.max(np.abs(x - y)))
+                      for x, y in zip(leaves(one.model), leaves(two.model)))
+    assert pooled_diff < 1e-5, pooled_diff
+    assert max(float(np.max(np.abs(x - y)))
+               for x, y in zip(leaves(one.model), leaves(model))) > 1e-3
+    print("OK", moved, diff, pooled_diff)
     """
 )
 
