@@ -20,7 +20,10 @@ def _load(name):
 
 def _machine(record):
     m = record["machine"]
-    return (f"*{m['cpu_count']} CPU cores ({m['processor']}), JAX {m['versions']['jax']} "
+    used = m.get("cpus_used", m["cpu_count"])
+    cores = (f"{m['cpu_count']} CPU cores" if used == m["cpu_count"]
+             else f"{used} of {m['cpu_count']} CPU cores")
+    return (f"*{cores} ({m['processor']}), JAX {m['versions']['jax']} "
             f"on {m['jax_backend']}, {m['date']}.*")
 
 
