@@ -87,7 +87,8 @@ class _BatchMap(_AbstractMap):
 
 def _split(f, items, batched):
     """(readout, embedding, readout_axes): the pooled form of f on one set or a batch;
-    the per-item encoder runs here, once per ground set."""
+    the per-item encoder runs here, once per ground set (on `PooledItems`, once per
+    pool row)."""
     if not batched:
         readout, embedding = split_set_function(f, items)
         return readout, embedding, None
