@@ -7,6 +7,11 @@ import equinox as eqx
 import numpy as np
 
 
+def as_compute_dtype(features: np.ndarray) -> np.ndarray:
+    """Features as the models compute on them: a float16 store (images) as float32."""
+    return features.astype(np.float32) if features.dtype == np.float16 else features
+
+
 class SetDataset(eqx.Module):
     r"""A collection of oracle examples $(V, S^*)$ as padded host arrays.
 
@@ -107,8 +112,7 @@ class SetDataset(eqx.Module):
         from `pool` when the dataset has one (a float16 pool is returned as float32)."""
         if self.pool is None:
             return self.items[index]
-        out = self.pool[self.items[index]]
-        return out.astype(np.float32) if out.dtype == np.float16 else out
+        return as_compute_dtype(self.pool[self.items[index]])
 
     @classmethod
     def from_sets(

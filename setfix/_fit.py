@@ -17,7 +17,7 @@ from jaxtyping import PRNGKeyArray
 from tqdm import tqdm
 
 from ._checkpoint import load_checkpoint, save_checkpoint
-from ._dataset import SetDataset
+from ._dataset import as_compute_dtype, SetDataset
 from ._losses import sample_negatives
 from ._method import AbstractMethod
 from ._metrics import jaccard, predict
@@ -71,8 +71,7 @@ def _device_batches(data, batch_size, parallel, *, rng=None, drop_last=False):
     if pool is not None and len(pool) >= min(batch_size, len(data)) * data.items.shape[1]:
         pool = None
     if pool is not None:
-        pool = parallel.replicate(pool.astype(np.float32) if pool.dtype == np.float16
-                                  else pool)
+        pool = parallel.replicate(as_compute_dtype(pool))
     for items, mask, target in data.batches(batch_size, rng=rng, drop_last=drop_last,
                                             gather=pool is None):
         items, mask, target = parallel.batch(items, mask, target)

@@ -98,6 +98,11 @@ def test_fit_and_evaluate_pass_a_small_pool_as_pooled_items():
     (items, mask, target), = list(_device_batches(data, 10, parallel))
     assert isinstance(items, sf.PooledItems) and items.rows.shape == (10, 6)
     assert jnp.array_equal(items.gather(), data.features())
+    # A float16 store (images) is computed on in float32, as the gathered features are.
+    half = sf.SetDataset(data.items, data.mask, data.target,
+                         pool=data.pool.astype(np.float16))
+    items, _, _ = next(_device_batches(half, 10, parallel))
+    assert items.pool.dtype == jnp.float32 == half.features().dtype
     # A pool with more rows than a batch has items is cheaper gathered.
     items, _, _ = next(_device_batches(data, 2, parallel))
     assert isinstance(items, jax.Array) and items.shape == (2, 6, 3)
