@@ -11,13 +11,14 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from ._encoders import AbstractEncoder, item_encoder
 from ._estimator import AbstractEstimator
-from ._evaluator import _PooledReadout, batched_readout, split_set_function
+from ._evaluator import batched_readout, split_set_function
 from ._losses import mean_field_nll
+from ._mean_field import _split
 from ._mean_field_steps import MeanFieldSteps
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
-from ._pooled_items import embed_items, per_item, PooledItems
+from ._pooled_items import per_item, PooledItems
 from ._scaling import NoScaling
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
 from ._solution import mean_over_converged, MeanFieldSolution
@@ -264,9 +265,7 @@ class EquiVSet(AbstractMethod):
         frozen_f = stop_gradient_tree(model.set_function)
         keys = jax.random.split(elbo_key, mask.shape[0])
         # The frozen set function's split, once per batch (its encoder runs here).
-        folded = frozen_f.folded()
-        readout = _PooledReadout(folded)
-        embedding = embed_items(folded.embed, items, batched=True)
+        readout, embedding, _ = _split(frozen_f, items, batched=True)
 
         def neg_elbo(recognition):
             elbo = lambda r, e, m, k: self._elbo(r, readout, e, m, k)  # noqa: E731
