@@ -14,7 +14,33 @@ def check_items_and_mask(items, mask, *, allow_batch: bool = True):
     item is real and the items are vectors, (n, d) or (b, n, d). `items` may also be a
     `PooledItems`, whose `rows` have the mask's shape. Returns `(items, mask)`."""
     if isinstance(items, PooledItems):
-        return _check_pooled_items(items, mask, allow_batch)
+        mask = _pooled_mask(items, mask, allow_batch)
+        features, name, note = items.pool, "`items.pool`", ""
+    else:
+        items, mask = _array_items_and_mask(items, mask, allow_batch)
+        features, name, note = items, "`items`", " (padded items must be finite too)"
+    if mask.dtype != jnp.bool_:
+        raise TypeError(
+            f"`mask` must be a boolean array (True for real items, False for "
+            f"padding), got dtype {mask.dtype}."
+        )
+    if mask.shape[-1] == 0:
+        raise ValueError(
+            "`items` holds an empty ground set (n = 0); every set needs at least one "
+            "item."
+        )
+    # The check rides on the small mask, not on the items: under data parallelism the
+    # error branch is placed on one device, and what passes through it is gathered.
+    mask = eqx.error_if(
+        mask,
+        jnp.any(~jnp.isfinite(features)),
+        f"{name} contains NaN or infinite values{note}.",
+    )
+    return items, mask
+
+
+def _array_items_and_mask(items, mask, allow_batch):
+    """The shape checks of items given as one array; returns `(items, mask)`."""
     if not hasattr(items, "shape") or not hasattr(items, "dtype"):
         raise TypeError(
             f"`items` must be an array or a setfix.PooledItems, got {type(items).__name__}."
@@ -29,68 +55,37 @@ def check_items_and_mask(items, mask, *, allow_batch: bool = True):
         if items.ndim not in ((2, 3) if allow_batch else (2,)):
             raise ValueError(f"`items` must have shape {expected} (or pass a `mask` for "
                              f"items with more dimensions), got shape {items.shape}.")
-        mask = jnp.ones(items.shape[:-1], dtype=bool)
-    else:
-        mask = jnp.asarray(mask)
-        if mask.ndim not in ((1, 2) if allow_batch else (1,)):
-            raise ValueError(
-                f"`mask` must have shape {'(n,) or (batch, n)' if allow_batch else '(n,)'}, "
-                f"got shape {mask.shape}."
-            )
-        if items.ndim < mask.ndim + 1 or items.shape[: mask.ndim] != mask.shape:
-            raise ValueError(
-                f"`mask` must have shape (n,) or (batch, n) matching the leading axes of "
-                f"`items` {items.shape}, got shape {mask.shape}."
-            )
-        if mask.dtype != jnp.bool_:
-            raise TypeError(
-                f"`mask` must be a boolean array (True for real items, False for "
-                f"padding), got dtype {mask.dtype}."
-            )
-    if mask.shape[-1] == 0:
+        return items, jnp.ones(items.shape[:-1], dtype=bool)
+    mask = jnp.asarray(mask)
+    if mask.ndim not in ((1, 2) if allow_batch else (1,)):
         raise ValueError(
-            "`items` holds an empty ground set (n = 0); every set needs at least one "
-            "item."
+            f"`mask` must have shape {'(n,) or (batch, n)' if allow_batch else '(n,)'}, "
+            f"got shape {mask.shape}."
         )
-    # The check rides on the small mask, not on the items: under data parallelism the
-    # error branch is placed on one device, and what passes through it is gathered.
-    mask = eqx.error_if(
-        mask,
-        jnp.any(~jnp.isfinite(items)),
-        "`items` contains NaN or infinite values (padded items must be finite too).",
-    )
+    if items.ndim < mask.ndim + 1 or items.shape[: mask.ndim] != mask.shape:
+        raise ValueError(
+            f"`mask` must have shape (n,) or (batch, n) matching the leading axes of "
+            f"`items` {items.shape}, got shape {mask.shape}."
+        )
     return items, mask
 
 
-def _check_pooled_items(items, mask, allow_batch):
+def _pooled_mask(items, mask, allow_batch):
+    """The shape checks of `PooledItems` and their rows' range; returns the mask."""
     rows = items.rows
     if rows.ndim == 2 and not allow_batch:
         raise ValueError(f"`items.rows` must have shape (n,), got shape {rows.shape}.")
-    if mask is None:
-        mask = jnp.ones(rows.shape, dtype=bool)
-    mask = jnp.asarray(mask)
+    mask = jnp.ones(rows.shape, dtype=bool) if mask is None else jnp.asarray(mask)
     if mask.shape != rows.shape:
         raise ValueError(
             f"`mask` must have the shape of `items.rows` {rows.shape}, got {mask.shape}."
         )
-    if mask.dtype != jnp.bool_:
-        raise TypeError(f"`mask` must be a boolean array, got dtype {mask.dtype}.")
-    if rows.shape[-1] == 0:
-        raise ValueError(
-            "`items` holds an empty ground set (n = 0); every set needs at least one item."
-        )
     num_rows = items.pool.shape[0]
-    mask = eqx.error_if(
+    return eqx.error_if(
         mask,
         jnp.any((rows < 0) | (rows >= num_rows)),
         f"`items.rows` must index rows of `items.pool` in [0, {num_rows}).",
     )
-    mask = eqx.error_if(
-        mask,
-        jnp.any(~jnp.isfinite(items.pool)),
-        "`items.pool` contains NaN or infinite values.",
-    )
-    return items, mask
 
 
 def check_psi(psi, shape, name: str = "psi") -> Array:
