@@ -1,16 +1,20 @@
 """The benchmarks' re-implementation of the reference cost structure computes what it
 claims to: the per-coordinate estimate of setfix's `MonteCarlo(per_coordinate=True)` on
 the same uniforms, the batch-wide Frobenius scaling, and a training step that stops at
-its tolerance or step budget."""
+its tolerance or step budget; and the real-data table is what the recorded runs give."""
+
+import json
+from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 import setfix as sf
-from benchmarks import _reference
+from benchmarks import _reference, real_data
 
 
 def _problem():
@@ -51,3 +55,51 @@ def test_reference_step_iterates_to_its_budget_and_learns():
         f, opt_state, _ = _reference.train_step(f, opt_state, items, target, negatives, key,
                                                 optimizer)
     assert loss(f) < before
+
+
+def _run_record(dataset, method, seed, jaccard, seconds):
+    config = {"dataset": dataset, "method": method, "seed": seed, "root": "data"}
+    return {"config": config, "name": f"{dataset}-{method}-s{seed}",
+            "test_jaccard": jaccard, "epochs_run": 3, "seconds_per_epoch": seconds,
+            "history": [{"train_seconds": seconds}] * 3}
+
+
+def test_real_data_table_is_the_documented_one():
+    """`docs/assets/real_data.md` is what the recorded runs give, so the figures in the
+    documentation cannot drift from the records they come from."""
+    documented = (Path(__file__).parents[1] / "docs/assets/real_data.md").read_text()
+    assert real_data.table() == documented
+
+
+def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr(real_data, "RECORDS", tmp_path)
+    monkeypatch.setattr(real_data, "EARLIER", tmp_path / "earlier.json")
+    earlier = [
+        {"dataset": "amazon:toys", "label": "diffmf", "mean": 51.0, "std": 1.0,
+         "runs": 2, "seconds_per_epoch": 40.0, "scores": [50.0, 52.0]},
+        {"dataset": "amazon:toys", "label": "idiffmf-fro", "mean": 64.0, "std": 0.5,
+         "runs": 5, "seconds_per_epoch": 8.0},
+    ]
+    (tmp_path / "earlier.json").write_text(json.dumps(earlier))
+    runs = tmp_path / "runs"
+    for i, (method, seed, score) in enumerate(
+            [("diffmf", 2, 54.0), ("equivset_copula", 0, 57.0)]):
+        (runs / str(i)).mkdir(parents=True)
+        (runs / str(i) / "results.json").write_text(
+            json.dumps(_run_record("amazon:toys", method, seed, score, 20.0 + i)))
+    assert len(real_data.collect(runs)) == 2
+    found = real_data.cells()
+    merged = found["amazon:toys", "diffmf"]
+    assert merged["runs"] == 3 and merged["scores"] == [50.0, 52.0, 54.0]
+    assert merged["mean"] == pytest.approx(52.0)
+    assert merged["std"] == pytest.approx(np.std([50.0, 52.0, 54.0]))
+    assert merged["seconds_per_epoch"] == 20.0  # the recorded run's own timing
+    assert found["amazon:toys", "equivset_copula"]["mean"] == 57.0
+    row = real_data.table().splitlines()[2]
+    assert row.startswith("| amazon:toys | 64.00 ± 0.50 (5, 8.0 s) | 52.00 ± 1.63 (3, 20 s)")
+    assert row.endswith("| 61.47 | 67.62 |")
+    # A cell whose seeds' scores were not kept cannot take more runs.
+    (tmp_path / "extra.json").write_text(
+        json.dumps(_run_record("amazon:toys", "idiffmf", 5, 63.0, 8.0)))
+    with pytest.raises(ValueError, match="no per-seed scores"):
+        real_data.cells()

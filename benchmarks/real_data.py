@@ -1,0 +1,142 @@
+"""The real-data figures (`docs/assets/real_data.md`) and the runs behind them.
+
+`python -m benchmarks.real_data collect RUNS_DIR` copies the `results.json` of every
+finished run under `RUNS_DIR` (a `setfix reproduce --out` or `setfix train --out`
+folder) to `benchmarks/results/real_data/<run name>.json`, so the figures outlive the
+machine they were measured on; `python -m benchmarks.real_data table` prints the table
+from those records, beside the published figures.
+
+Cells measured before runs were recorded one by one are in `earlier.json` in the same
+folder: their mean, standard deviation, number of seeds and seconds per epoch, and, where
+they were written down, the seeds' scores. A cell takes new runs only where it has the
+scores of its earlier seeds.
+"""
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from setfix._cli import summarise
+from setfix._experiment import Experiment
+
+
+RECORDS = Path(__file__).parent / "results" / "real_data"
+EARLIER = RECORDS / "earlier.json"
+METHODS = ("idiffmf-fro", "diffmf", "equivset_copula")
+
+# Table 1 of Ou et al. (2022), as on EquiVSet's project page: test Jaccard x100.
+PUBLISHED = {
+    "amazon:apparel": (67.08, 75.21), "amazon:bath": (69.01, 75.67),
+    "amazon:bedding": (64.08, 76.88), "amazon:carseats": (22.29, 21.49),
+    "amazon:diaper": (70.11, 82.75), "amazon:feeding": (74.96, 81.01),
+    "amazon:furniture": (17.44, 17.24), "amazon:gear": (56.22, 69.73),
+    "amazon:health": (56.50, 70.03), "amazon:media": (51.45, 56.94),
+    "amazon:safety": (20.07, 25.24), "amazon:toys": (61.47, 67.62),
+}
+
+
+def collect(runs: Path) -> list[Path]:
+    """Copies each finished run's `results.json` under `runs` into the records."""
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in sorted(runs.glob("*/results.json")):
+        record = json.loads(path.read_text())
+        target = RECORDS / f"{record['name']}.json"
+        shutil.copyfile(path, target)
+        copied.append(target)
+    return copied
+
+
+def _runs() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json"))
+            if p != EARLIER]
+
+
+def cells() -> dict[tuple[str, str], dict]:
+    """Mean and standard deviation of test Jaccard over seeds, the number of seeds and
+    the seconds per epoch (each run's median epoch, averaged over runs), by dataset and
+    method label, from the earlier cells and the recorded runs."""
+    out = {}
+    earlier = json.loads(EARLIER.read_text()) if EARLIER.exists() else []
+    for cell in earlier:
+        out[cell["dataset"], cell["label"]] = dict(cell)
+    runs = _runs()
+    for dataset, by_label in summarise(runs).items():
+        for label, summary in by_label.items():
+            new = [r["test_jaccard"] for r in runs if r["config"]["dataset"] == dataset
+                   and Experiment.from_json(r["config"]).label == label]
+            old = out.get((dataset, label))
+            if old is None:
+                out[dataset, label] = {**summary, "scores": new}
+                continue
+            if old.get("scores") is None:
+                raise ValueError(
+                    f"{EARLIER}: the {dataset} {label} cell has no per-seed scores, so "
+                    f"the {len(new)} recorded run(s) cannot be added to it."
+                )
+            scores = np.array(old["scores"] + new)
+            out[dataset, label] = {
+                "mean": float(scores.mean()), "std": float(scores.std()),
+                "runs": len(scores), "scores": list(scores),
+                # The recorded runs' own timings where they have them.
+                "seconds_per_epoch": summary["seconds_per_epoch"],
+            }
+    return out
+
+
+def _order(dataset: str) -> tuple[int, str]:
+    return ({"amazon": 0, "digits": 1}.get(dataset.split(":")[0], 2), dataset)
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+
+
+def _cell(cell: dict | None) -> str:
+    if cell is None:
+        return ""
+    spread = f" ± {cell['std']:.2f}" if cell["runs"] > 1 else ""
+    note = f"; {cell['note']}" if cell.get("note") else ""
+    return (f"{cell['mean']:.2f}{spread} ({cell['runs']}, "
+            f"{_seconds(cell['seconds_per_epoch'])}{note})")
+
+
+def table() -> str:
+    """The Markdown table of `docs/assets/real_data.md`."""
+    found = cells()
+    lines = [
+        "| dataset | iDiffMF (setfix) | DiffMF (setfix) | EquiVSet$_{copula}$ (setfix) "
+        "| DiffMF (published) | EquiVSet$_{copula}$ (published) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for dataset in sorted({d for d, _ in found}, key=_order):
+        published = PUBLISHED.get(dataset)
+        reference = [f"{x:g}" for x in published] if published else ["—", "—"]
+        row = [dataset] + [_cell(found.get((dataset, m))) for m in METHODS] + reference
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.real_data",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("collect", help="record the finished runs under RUNS_DIR")
+    add.add_argument("runs", type=Path, metavar="RUNS_DIR")
+    sub.add_parser("table", help="print the Markdown table")
+    args = parser.parse_args(argv)
+    if args.command == "collect":
+        if not args.runs.is_dir():
+            raise SystemExit(f"RUNS_DIR: {args.runs} is not a directory")
+        for path in collect(args.runs):
+            print(f"recorded {path.name}")
+    else:
+        sys.stdout.write(table())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
