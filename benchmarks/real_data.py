@@ -3,8 +3,9 @@
 `python -m benchmarks.real_data collect RUNS_DIR` copies the `results.json` of every
 finished run under `RUNS_DIR` (a `setfix reproduce --out` or `setfix train --out`
 folder) to `benchmarks/results/real_data/<run name>.json`, so the figures outlive the
-machine they were measured on; `python -m benchmarks.real_data table` prints the table
-from those records, beside the published figures.
+machine they were measured on (runs of another protocol than the table's, learning
+rate 1e-3 and the defaults otherwise, are left out); `python -m benchmarks.real_data
+table` prints the table from those records, beside the published figures.
 
 Cells measured before runs were recorded one by one are in `earlier.json` in the same
 folder: their mean, standard deviation, number of seeds and seconds per epoch, and, where
@@ -21,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from setfix._cli import summarise
-from setfix._experiment import Experiment
+from setfix._experiment import differences, Experiment
 
 
 RECORDS = Path(__file__).parent / "results" / "real_data"
 EARLIER = RECORDS / "earlier.json"
 METHODS = ("idiffmf-fro", "diffmf", "equivset_copula")
+LEARNING_RATE = 1e-3
 
 # Table 1 of Ou et al. (2022), as on EquiVSet's project page: test Jaccard x100.
 PUBLISHED = {
@@ -39,16 +41,31 @@ PUBLISHED = {
 }
 
 
-def collect(runs: Path) -> list[Path]:
-    """Copies each finished run's `results.json` under `runs` into the records."""
+def protocol(config: Experiment) -> Experiment:
+    """The table's protocol for `config`'s dataset, method and seed: learning rate 1e-3
+    and otherwise the defaults (at most 100 epochs, patience 6, 5 samples, at most 20
+    solver steps, per-set Frobenius scaling for iDiffMF, batch 128)."""
+    return Experiment(dataset=config.dataset, root=config.root, method=config.method,
+                      seed=config.seed, learning_rate=LEARNING_RATE)
+
+
+def collect(runs: Path) -> tuple[list[Path], list[str]]:
+    """Copies each finished run's `results.json` under `runs` into the records, and
+    returns the records written and, for runs left out, why: runs of another protocol
+    than the table's (see `protocol`)."""
     RECORDS.mkdir(parents=True, exist_ok=True)
-    copied = []
+    copied, skipped = [], []
     for path in sorted(runs.glob("*/results.json")):
         record = json.loads(path.read_text())
+        config = Experiment.from_json(record["config"])
+        differ = differences(record["config"], protocol(config))
+        if differ:
+            skipped.append(f"{path.parent}: not the table's protocol ({'; '.join(differ)})")
+            continue
         target = RECORDS / f"{record['name']}.json"
         shutil.copyfile(path, target)
         copied.append(target)
-    return copied
+    return copied, skipped
 
 
 def _runs() -> list[dict]:
@@ -132,8 +149,11 @@ def main(argv: list[str]) -> None:
     if args.command == "collect":
         if not args.runs.is_dir():
             raise SystemExit(f"RUNS_DIR: {args.runs} is not a directory")
-        for path in collect(args.runs):
+        copied, skipped = collect(args.runs)
+        for path in copied:
             print(f"recorded {path.name}")
+        for reason in skipped:
+            print(f"left out {reason}")
     else:
         sys.stdout.write(table())
 

@@ -58,7 +58,8 @@ def test_reference_step_iterates_to_its_budget_and_learns():
 
 
 def _run_record(dataset, method, seed, jaccard, seconds):
-    config = {"dataset": dataset, "method": method, "seed": seed, "root": "data"}
+    config = {"dataset": dataset, "method": method, "seed": seed, "root": "data",
+              "learning_rate": 1e-3}
     return {"config": config, "name": f"{dataset}-{method}-s{seed}",
             "test_jaccard": jaccard, "epochs_run": 3, "seconds_per_epoch": seconds,
             "history": [{"train_seconds": seconds}] * 3}
@@ -87,7 +88,14 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
         (runs / str(i)).mkdir(parents=True)
         (runs / str(i) / "results.json").write_text(
             json.dumps(_run_record("amazon:toys", method, seed, score, 20.0 + i)))
-    assert len(real_data.collect(runs)) == 2
+    # A run at another learning rate than the table's is left out, and says why.
+    other = _run_record("amazon:toys", "diffmf", 3, 40.0, 20.0)
+    other["config"]["learning_rate"] = 1e-4
+    (runs / "other").mkdir()
+    (runs / "other" / "results.json").write_text(json.dumps(other))
+    copied, skipped = real_data.collect(runs)
+    assert len(copied) == 2
+    assert len(skipped) == 1 and "learning_rate: 0.0001 there, 0.001 here" in skipped[0]
     found = real_data.cells()
     merged = found["amazon:toys", "diffmf"]
     assert merged["runs"] == 3 and merged["scores"] == [50.0, 52.0, 54.0]
