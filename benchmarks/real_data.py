@@ -9,8 +9,8 @@ table` prints the table from those records, beside the published figures.
 
 Cells measured before runs were recorded one by one are in `earlier.json` in the same
 folder: their mean, standard deviation, number of seeds and seconds per epoch, and, where
-they were written down, the seeds' scores. A cell takes new runs only where it has the
-scores of its earlier seeds.
+they were written down, the scores of seeds 0, 1, ... in order. A cell takes new runs
+only where it has the scores of its earlier seeds, and only of other seeds.
 """
 
 import argparse
@@ -84,18 +84,27 @@ def cells() -> dict[tuple[str, str], dict]:
     runs = _runs()
     for dataset, by_label in summarise(runs).items():
         for label, summary in by_label.items():
-            new = [r["test_jaccard"] for r in runs if r["config"]["dataset"] == dataset
-                   and Experiment.from_json(r["config"]).label == label]
+            configs = [(Experiment.from_json(r["config"]), r["test_jaccard"])
+                       for r in runs]
+            new = {c.seed: score for c, score in configs
+                   if c.dataset == dataset and c.label == label}
             old = out.get((dataset, label))
             if old is None:
-                out[dataset, label] = {**summary, "scores": new}
+                out[dataset, label] = {**summary, "scores": list(new.values())}
                 continue
             if old.get("scores") is None:
                 raise ValueError(
                     f"{EARLIER}: the {dataset} {label} cell has no per-seed scores, so "
                     f"the {len(new)} recorded run(s) cannot be added to it."
                 )
-            scores = np.array(old["scores"] + new)
+            # The earlier scores are those of seeds 0, 1, ... in order.
+            again = sorted(seed for seed in new if seed < len(old["scores"]))
+            if again:
+                raise ValueError(
+                    f"{EARLIER}: the {dataset} {label} cell already counts seed(s) "
+                    f"{again}, which are also recorded as runs."
+                )
+            scores = np.array(old["scores"] + list(new.values()))
             out[dataset, label] = {
                 "mean": float(scores.mean()), "std": float(scores.std()),
                 "runs": len(scores), "scores": list(scores),
@@ -117,9 +126,7 @@ def _cell(cell: dict | None) -> str:
     if cell is None:
         return ""
     spread = f" ± {cell['std']:.2f}" if cell["runs"] > 1 else ""
-    note = f"; {cell['note']}" if cell.get("note") else ""
-    return (f"{cell['mean']:.2f}{spread} ({cell['runs']}, "
-            f"{_seconds(cell['seconds_per_epoch'])}{note})")
+    return f"{cell['mean']:.2f}{spread} ({cell['runs']}, {_seconds(cell['seconds_per_epoch'])})"
 
 
 def table() -> str:

@@ -111,3 +111,9 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
         json.dumps(_run_record("amazon:toys", "idiffmf", 5, 63.0, 8.0)))
     with pytest.raises(ValueError, match="no per-seed scores"):
         real_data.cells()
+    (tmp_path / "extra.json").unlink()
+    # Nor can a cell count a seed twice: its earlier scores are seeds 0 and 1.
+    (tmp_path / "again.json").write_text(
+        json.dumps(_run_record("amazon:toys", "diffmf", 1, 51.0, 20.0)))
+    with pytest.raises(ValueError, match=r"already counts seed\(s\) \[1\]"):
+        real_data.cells()
