@@ -82,10 +82,9 @@ def cells() -> dict[tuple[str, str], dict]:
     for cell in earlier:
         out[cell["dataset"], cell["label"]] = dict(cell)
     runs = _runs()
+    configs = [(Experiment.from_json(r["config"]), r["test_jaccard"]) for r in runs]
     for dataset, by_label in summarise(runs).items():
         for label, summary in by_label.items():
-            configs = [(Experiment.from_json(r["config"]), r["test_jaccard"])
-                       for r in runs]
             new = {c.seed: score for c, score in configs
                    if c.dataset == dataset and c.label == label}
             old = out.get((dataset, label))
