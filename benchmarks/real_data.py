@@ -83,6 +83,16 @@ def cells() -> dict[tuple[str, str], dict]:
         out[cell["dataset"], cell["label"]] = dict(cell)
     runs = _runs()
     configs = [(Experiment.from_json(r["config"]), r["test_jaccard"]) for r in runs]
+    # `summarise` would count a seed recorded twice twice; the scores below would not.
+    names = {}
+    for (config, _), record in zip(configs, runs):
+        key = (config.dataset, config.label, config.seed)
+        if key in names:
+            raise ValueError(
+                f"{RECORDS}: {names[key]} and {record['name']} are both the "
+                f"{config.dataset} {config.label} run of seed {config.seed}."
+            )
+        names[key] = record["name"]
     for dataset, by_label in summarise(runs).items():
         for label, summary in by_label.items():
             new = {c.seed: score for c, score in configs

@@ -117,3 +117,10 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
         json.dumps(_run_record("amazon:toys", "diffmf", 1, 51.0, 20.0)))
     with pytest.raises(ValueError, match=r"already counts seed\(s\) \[1\]"):
         real_data.cells()
+    (tmp_path / "again.json").unlink()
+    # Nor can two records be the same run.
+    twice = _run_record("amazon:toys", "diffmf", 2, 55.0, 20.0)
+    twice["name"] = "copy"
+    (tmp_path / "twice.json").write_text(json.dumps(twice))
+    with pytest.raises(ValueError, match="are both the amazon:toys diffmf run of seed 2"):
+        real_data.cells()
