@@ -124,3 +124,28 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
     (tmp_path / "twice.json").write_text(json.dumps(twice))
     with pytest.raises(ValueError, match="are both the amazon:toys diffmf run of seed 2"):
         real_data.cells()
+
+
+def test_real_data_compound_rows_have_their_own_protocol(tmp_path, monkeypatch):
+    """Compound runs enter the table at the reduced training protocol and no other, and
+    their row says so."""
+    monkeypatch.setattr(real_data, "RECORDS", tmp_path)
+    monkeypatch.setattr(real_data, "EARLIER", tmp_path / "earlier.json")
+    runs = tmp_path / "runs"
+    full = _run_record("compounds:CHEMBL214_Ki", "idiffmf", 0, 91.0, 100.0)
+    reduced = _run_record("compounds:CHEMBL214_Ki", "idiffmf", 1, 89.0, 25.0)
+    reduced["config"].update(real_data.REDUCED["compounds"])
+    reduced["name"] += "-reduced"
+    for name, record in (("full", full), ("reduced", reduced)):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "results.json").write_text(json.dumps(record))
+    copied, skipped = real_data.collect(runs)
+    assert [p.name for p in copied] == [f"{reduced['name']}.json"]
+    assert len(skipped) == 1 and "train_sets: None there, 250 here" in skipped[0]
+    row = real_data.table().splitlines()[2]
+    assert row.startswith("| compounds:CHEMBL214_Ki (250 training sets, batch 32) "
+                          "| 89.00 (1, 25 s) |")
+    # A record of another protocol among the table's records is an error, not a cell.
+    (tmp_path / "full.json").write_text(json.dumps(full))
+    with pytest.raises(ValueError, match="not the table's protocol.*belong in"):
+        real_data.cells()
