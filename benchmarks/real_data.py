@@ -60,9 +60,10 @@ def _kind(dataset: str) -> str:
     return dataset.split(":")[0]
 
 
-def _not_protocol(record: dict) -> list[str]:
-    """How a run record's configuration differs from the table's protocol."""
-    return differences(record["config"], protocol(Experiment.from_json(record["config"])))
+def _off_protocol(record: dict) -> str | None:
+    """How a run record's configuration differs from the table's protocol, or `None`."""
+    differ = differences(record["config"], protocol(Experiment.from_json(record["config"])))
+    return f"not the table's protocol ({'; '.join(differ)})" if differ else None
 
 
 def collect(runs: Path) -> tuple[list[Path], list[str]]:
@@ -73,9 +74,9 @@ def collect(runs: Path) -> tuple[list[Path], list[str]]:
     copied, skipped = [], []
     for path in sorted(runs.glob("*/results.json")):
         record = json.loads(path.read_text())
-        differ = _not_protocol(record)
-        if differ:
-            skipped.append(f"{path.parent}: not the table's protocol ({'; '.join(differ)})")
+        reason = _off_protocol(record)
+        if reason:
+            skipped.append(f"{path.parent}: {reason}")
             continue
         target = RECORDS / f"{record['name']}.json"
         shutil.copyfile(path, target)
@@ -89,10 +90,10 @@ def _runs() -> list[dict]:
         if path == EARLIER:
             continue
         record = json.loads(path.read_text())
-        differ = _not_protocol(record)
-        if differ:
-            raise ValueError(f"{path}: not the table's protocol ({'; '.join(differ)}); "
-                             f"runs of other protocols belong in {RECORDS / 'other'}.")
+        reason = _off_protocol(record)
+        if reason:
+            raise ValueError(f"{path}: {reason}; runs of other protocols belong in "
+                             f"{RECORDS / 'other'}.")
         runs.append(record)
     return runs
 
