@@ -258,7 +258,8 @@ def run(
     """Trains, evaluates on the test split and returns the results (config, per-epoch
     history, timings, best epoch, validation and test Jaccard). With `out`, writes
     `config.json`, `checkpoint.eqx` (resumed from if present), `best.eqx` and
-    `results.json` there."""
+    `results.json` there; a resumed run's `total_seconds` counts the epochs restored
+    from the checkpoint at their recorded times, and `resumed_epochs` says how many."""
     start = time.perf_counter()
     train, val, test = load_splits(config) if splits is None else splits
     model_key, fit_key, test_key = _keys(config)
@@ -286,6 +287,8 @@ def run(
                  progress=progress)
     scores = evaluate(result.model, inference, test, key=test_key)
     history = result.history
+    # A resumed run counts the epochs an earlier process trained at their recorded times.
+    earlier = sum(record["seconds"] for record in history[: result.resumed_epochs])
     results = {
         "config": config.to_json(),
         "name": config.name,
@@ -295,7 +298,8 @@ def run(
         "best_val_jaccard": result.best_val_jaccard,
         "epochs_run": len(history),
         "seconds_per_epoch": seconds_per_epoch(history),
-        "total_seconds": time.perf_counter() - start,
+        "total_seconds": earlier + time.perf_counter() - start,
+        "resumed_epochs": result.resumed_epochs,
         "devices": [str(d) for d in jax.devices()],
         "history": history,
     }

@@ -36,12 +36,15 @@ class FitResult(eqx.Module):
         steps, fraction of converged solves, seconds).
     - `best_epoch`: the epoch (1-based) of `model`.
     - `best_val_jaccard`: its validation Jaccard index (x100).
+    - `resumed_epochs`: how many of the epochs in `history` were restored from the
+        checkpoint (trained by an earlier call) rather than trained by this one.
     """
 
     model: AbstractSetFunction
     history: list[dict[str, Any]]
     best_epoch: int
     best_val_jaccard: float
+    resumed_epochs: int = 0
 
 
 def _unconverged(record: dict[str, Any]) -> str:
@@ -224,6 +227,7 @@ def fit(
     model, opt_state, best_model, done, best, bad, best_epoch = state
     warned = False
     done, best, bad, best_epoch = int(done), float(best), int(bad), int(best_epoch)
+    resumed = done
     if best_epoch and len(history) >= best_epoch:
         best = history[best_epoch - 1]["val_jaccard"]  # full precision (JSON)
     model, opt_state = parallel.replicate((model, opt_state))
@@ -282,7 +286,7 @@ def fit(
                                          jnp.array(best), jnp.array(bad),
                                          jnp.array(best_epoch)))
             sidecar.write_text(json.dumps({"history": history}, indent=1))
-    return FitResult(best_model, history, best_epoch, best)
+    return FitResult(best_model, history, best_epoch, best, resumed)
 
 
 def default_optimizer(

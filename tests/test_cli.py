@@ -50,6 +50,10 @@ def test_a_run_directory_names_what_differs(tmp_path, capsys):
     first = capsys.readouterr().out.strip().splitlines()[-1]
     main(["train", *TINY, "--out", str(out)])
     assert capsys.readouterr().out.strip().splitlines()[-1] == first
+    # The finished run is read back: its one epoch counts in the total at its recorded time.
+    results = json.loads((out / "results.json").read_text())
+    assert results["resumed_epochs"] == 1
+    assert results["total_seconds"] > results["history"][0]["seconds"]
     with pytest.raises(SystemExit, match="num_samples: 5 there, 3 here"):
         main(["train", *TINY, "--out", str(out), "--num-samples", "3"])
 

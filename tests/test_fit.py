@@ -49,8 +49,10 @@ def test_resume_repeats_an_uninterrupted_run(data, tmp_path):
     assert [r["epoch"] for r in resumed.history] == [1, 2]
     assert resumed.best_epoch == full.best_epoch >= 1
     assert resumed.best_val_jaccard == full.best_val_jaccard
+    assert (full.resumed_epochs, resumed.resumed_epochs) == (0, 1)
     again = sf.fit(model, method, train, val, epochs=2, checkpoint=path, **kw)  # finished
     assert again.best_epoch == full.best_epoch and len(again.history) == 2
+    assert again.resumed_epochs == 2
     assert np.isclose(resumed.history[1]["loss"], full.history[1]["loss"], rtol=1e-5)
     for a, b in zip(jax.tree.leaves(eqx.filter(full.model, eqx.is_array)),
                     jax.tree.leaves(eqx.filter(resumed.model, eqx.is_array))):
