@@ -47,14 +47,20 @@ from ._methods import (
     reference_prediction as reference_prediction,
 )
 from ._metrics import (
+    brier_score as brier_score,
+    calibration_bins as calibration_bins,
+    expected_calibration_error as expected_calibration_error,
     jaccard as jaccard,
     predict as predict,
+    predict_size as predict_size,
     predict_threshold as predict_threshold,
+    size_error as size_error,
 )
 from ._monte_carlo import MonteCarlo as MonteCarlo
 from ._pooled_items import PooledItems as PooledItems
 from ._scaling import (
     AbstractScaling as AbstractScaling,
+    CertifiedScaling as CertifiedScaling,
     ConstantScaling as ConstantScaling,
     NormScaling as NormScaling,
     NoScaling as NoScaling,
@@ -72,6 +78,7 @@ from ._solution import (
 )
 from ._theory import (
     assumption_4_1 as assumption_4_1,
+    interaction_certificate as interaction_certificate,
     iteration_bound as iteration_bound,
     lipschitz_estimate as lipschitz_estimate,
 )

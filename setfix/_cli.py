@@ -13,6 +13,7 @@ from ._cross_validation_run import run_cross_validation
 from ._experiment import (
     DATASETS,
     ENCODERS,
+    ENERGIES,
     evaluate_run,
     Experiment,
     METHODS,
@@ -56,9 +57,13 @@ def _learning_rates(text):
 def _experiment_options(p, *, epochs, learning_rate=True):
     d = Experiment()
     p.add_argument("--scaling", "--norm", choices=SCALINGS, default=d.scaling,
-                   help="iDiffMF scaling: fro, nuc, c (constant) or none [%(default)s]")
+                   help="iDiffMF scaling: fro, nuc, c (constant), none or certified "
+                   "(needs --energy smooth) [%(default)s]")
     p.add_argument("--c", type=_positive_float, default=d.c,
                    help="constant of --scaling c [%(default)s]")
+    p.add_argument("--omega", type=_positive_float, default=d.omega,
+                   help="certified contraction factor of --scaling certified, in (0, 1) "
+                   "[%(default)s]")
     p.add_argument("--over", choices=("set", "batch"), default=d.over,
                    help="norm per set or over the batch (published) [%(default)s]")
     p.add_argument("--num-samples", type=_positive_int, default=d.num_samples,
@@ -84,26 +89,30 @@ def _experiment_options(p, *, epochs, learning_rate=True):
     p.add_argument("--encoder", choices=ENCODERS, default=d.encoder,
                    help="item encoder: the references' for the item type (linear for "
                    "vectors), or an MLP for vector items [%(default)s]")
+    p.add_argument("--energy", choices=ENERGIES, default=d.energy,
+                   help="the set function: the references' DeepSet, or a smooth DeepSet "
+                   "with certified interactions [%(default)s]")
     p.add_argument("--root", type=pathlib.Path, default=None,
                    help="data directory (or BindingDB table) for datasets read from files")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-DATASET_HELP = ("moons, gaussian, digits, amazon:<category>, compounds[:<target>], "
-                "bindingdb[:<target>] or celeba")
+DATASET_HELP = ("moons, gaussian, digits, substitutes, coverage, complements, "
+                "amazon:<category>, compounds[:<target>], bindingdb[:<target>] or celeba")
 
 
 def _config(args, dataset, method, seed):
     return Experiment(
         dataset=dataset, root=None if args.root is None else str(args.root.resolve()),
         method=method,
-        scaling=args.scaling, c=args.c, over=args.over,
+        scaling=args.scaling, c=args.c, over=args.over, omega=args.omega,
         num_samples=args.num_samples, max_steps=args.max_steps, seed=seed,
         epochs=args.epochs,
         patience=args.patience, learning_rate=getattr(args, "lr", Experiment().learning_rate),
         weight_decay=args.weight_decay,
         batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
         test_sets=args.test_sets, prediction=args.prediction, encoder=args.encoder,
+        energy=args.energy,
     )
 
 
@@ -162,8 +171,17 @@ def _train(args):
         f"{results['best_val_jaccard']:.2f}), {results['seconds_per_epoch']:.1f} s per "
         f"epoch; test solves converged: {100 * results['test_converged']:.1f}%"
     )
+    print(_extra_scores(results["test_scores"]))
     print(f"final test Jaccard: {results['test_jaccard']:.2f}")
     return results
+
+
+def _extra_scores(scores: dict) -> str:
+    """The size-free and calibration figures of a test evaluation, on one line."""
+    return (f"size-free test Jaccard: {scores['jaccard_threshold']:.2f} (psi > 1/2), "
+            f"{scores['jaccard_size']:.2f} (top round(sum psi)); calibration: Brier "
+            f"{scores['brier']:.4f}, ECE {scores['ece']:.4f}; |sum psi - |S*||: "
+            f"{scores['size_error']:.2f}; max |psi - 1/2|: {scores['max_deviation']:.4f}")
 
 
 def _crossval(args):
@@ -306,6 +324,7 @@ def main(argv=None) -> None:
             scores = evaluate_run(args.run, args.split)
             print(f"{args.split} Jaccard: {scores['jaccard']:.2f} "
                   f"(converged: {100 * scores['converged']:.1f}%)")
+            print(_extra_scores(scores))
         elif args.command == "crossval":
             _crossval(args)
         else:

@@ -23,13 +23,61 @@ class _PooledReadout(eqx.Module):
     def __call__(self, pooled):
         return self.f.readout(pooled)
 
+    def interaction_bound(self, embedding, mask):
+        return self.f.interaction_bound(embedding, mask)
+
+    @property
+    def closed_form(self):
+        return self.f.closed_form
+
+    def multilinear(self, embedding, psi, mask):
+        return self.f.multilinear(embedding, psi, mask)
+
 
 class _SubsetReadout(eqx.Module):
     f: AbstractSetFunction
     items: Float[Array, "n d"]
 
+    closed_form = False
+
     def __call__(self, subset):
         return self.f(self.items, subset)
+
+    def interaction_bound(self, embedding, mask):
+        return self.f.interaction_bound(embedding, mask)
+
+
+class ScaledReadout(eqx.Module):
+    """`scale * readout(pooled)`: the energy multiplied by a per-set factor."""
+
+    readout: Callable
+    scale: Float[Array, ""]
+
+    def __call__(self, pooled):
+        return self.scale * self.readout(pooled)
+
+    def interaction_bound(self, embedding, mask):
+        return self.scale * self.readout.interaction_bound(embedding, mask)
+
+    @property
+    def closed_form(self):
+        return is_closed_form(self.readout)
+
+    def multilinear(self, embedding, psi, mask):
+        return self.scale * self.readout.multilinear(embedding, psi, mask)
+
+
+def is_closed_form(readout) -> bool:
+    """Whether `readout` knows its multilinear extension in closed form (a readout from
+    `split_set_function`; a plain callable does not)."""
+    return bool(getattr(readout, "closed_form", False))
+
+
+def closed_form_gradient(readout, embedding, psi, mask):
+    """The exact gradient of a closed-form multilinear extension, zero on padding; its
+    autodiff JVP in `psi` is the exact multilinear Hessian."""
+    grad = jax.grad(lambda p: readout.multilinear(embedding, p, mask))(psi)
+    return jnp.where(mask, grad, 0)
 
 
 def split_set_function(
@@ -43,6 +91,16 @@ def split_set_function(
         return _PooledReadout(f), embed_items(f.embed, items, batched=False)
     items = gathered(items)
     return _SubsetReadout(f, items), jnp.eye(items.shape[0], dtype=items.dtype)
+
+
+def scale_energy(scaling, readout, embedding, mask, axes=None):
+    """Applies `scaling.energy_scale` (if any) to the readout of one set or a batch.
+    Returns `(readout, readout_axes)`; on a batch the scale is per set."""
+    scale = scaling.energy_scale(readout, embedding, mask)
+    if scale is None:
+        return readout, axes
+    scaled = ScaledReadout(readout, scale)
+    return scaled, (None if jnp.ndim(mask) == 1 else ScaledReadout(axes, 0))  # pyright: ignore
 
 
 def batched_readout(readout: Callable, pooled: Float[Array, "*batch h"]) -> Array:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._evaluator import batched_readout
+from ._evaluator import batched_readout, closed_form_gradient, is_closed_form
 
 
 MAX_EXACT_ITEMS = 20
@@ -55,6 +55,8 @@ class Exact(AbstractEstimator):
         noise: None = None,
     ) -> Float[Array, ""]:
         del noise
+        if is_closed_form(readout):
+            return readout.multilinear(embedding, psi, mask)
         subsets = all_subsets(psi.shape[0], psi.dtype)
         values = batched_readout(readout, subsets @ embedding)
         psi = jnp.where(mask, psi, 0)
@@ -69,6 +71,8 @@ class Exact(AbstractEstimator):
         mask: Bool[Array, " n"],
         noise: None = None,
     ) -> Float[Array, " n"]:
+        if is_closed_form(readout):
+            return closed_form_gradient(readout, embedding, psi, mask)
         grad = jax.grad(self.value, argnums=2)(readout, embedding, psi, mask, noise)
         return jnp.where(mask, grad, 0)
 

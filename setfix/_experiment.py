@@ -26,16 +26,17 @@ from ._methods import (
     onestep,
     reference_prediction,
 )
-from ._scaling import ConstantScaling, NormScaling, NoScaling
+from ._scaling import CertifiedScaling, ConstantScaling, NormScaling, NoScaling
 from ._set_function import AbstractSetFunction, DeepSet
 from .datasets import _named
 
 
 DATASETS = _named.NAMES
 METHODS = ("idiffmf", "onestep", "diffmf", "equivset_ind", "equivset_copula")
-SCALINGS = ("fro", "nuc", "c", "none")
+SCALINGS = ("fro", "nuc", "c", "none", "certified")
 PREDICTIONS = ("solve", "reference")
 ENCODERS = ("default", "mlp")
+ENERGIES = ("deepset", "smooth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +48,8 @@ class Experiment:
     directory or file, for datasets read from files; set to `None` for moons, gaussian
     and digits), `method` (a name in `METHODS`), `scaling` (`fro`, `nuc`, `c` or `none`;
     iDiffMF and the one-step gradient), `c` (of `ConstantScaling`), `over` (`set` or
-    `batch`), `num_samples`, `max_steps` (of the iDiffMF and one-step solves, 20 as in
+    `batch`), `omega` (of `CertifiedScaling`, for `scaling="certified"`),
+    `num_samples`, `max_steps` (of the iDiffMF and one-step solves, 20 as in
     the reference code; a set still moving after them is reported as not converged),
     `seed`, `epochs`, `patience`, `learning_rate`, `weight_decay`, `batch_size`,
     `train_sets`, `val_sets`, `test_sets` (the first this many sets of each split;
@@ -55,7 +57,9 @@ class Experiment:
     from 0.5), `encoder` (the per-item map φ: `default`, the references' choice for the
     item type, a linear map for vectors, an MLP for fingerprints and a CNN for images;
     or `mlp`, an MLP with one hidden layer of 512 ReLU units, for vector items;
-    fingerprints have it by default and images refuse it).
+    fingerprints have it by default and images refuse it), `energy` (`deepset`, the
+    references' DeepSet, or `smooth`, `DeepSet(smooth=True)` whose interactions are
+    certified; `scaling="certified"` needs it).
     """
 
     dataset: str = "moons"
@@ -64,6 +68,7 @@ class Experiment:
     scaling: str = "fro"
     c: float = 1.0
     over: str = "set"
+    omega: float = 0.9
     num_samples: int = 5
     max_steps: int = 20
     seed: int = 0
@@ -77,6 +82,7 @@ class Experiment:
     test_sets: int | None = None
     prediction: str = "solve"
     encoder: str = "default"
+    energy: str = "deepset"
 
     def __post_init__(self):
         _named.parse(self.dataset, self.root)
@@ -86,7 +92,8 @@ class Experiment:
             object.__setattr__(self, "root", None)
         for name, options in (("method", METHODS),
                               ("scaling", SCALINGS), ("over", ("set", "batch")),
-                              ("prediction", PREDICTIONS), ("encoder", ENCODERS)):
+                              ("prediction", PREDICTIONS), ("encoder", ENCODERS),
+                              ("energy", ENERGIES)):
             if getattr(self, name) not in options:
                 raise ValueError(
                     f"unknown {name} {getattr(self, name)!r}; expected one of "
@@ -106,6 +113,11 @@ class Experiment:
             raise ValueError(f"`weight_decay` must be non-negative, got {self.weight_decay!r}.")
         if not self.c > 0:
             raise ValueError(f"`c` must be positive, got {self.c!r}.")
+        if not 0 < self.omega < 1:
+            raise ValueError(f"`omega` must lie in (0, 1), got {self.omega!r}.")
+        if self.scaling == "certified" and self.energy != "smooth":
+            raise ValueError("`scaling='certified'` needs an energy with an interaction "
+                             "bound: add `energy='smooth'` (--energy smooth).")
 
     @property
     def name(self) -> str:
@@ -121,6 +133,8 @@ class Experiment:
             parts.append(self.scaling + ("-batch" if self.over == "batch" else ""))
         if self.encoder != "default":
             parts.append(self.encoder)
+        if self.energy != "deepset":
+            parts.append(self.energy)
         return "-".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -149,6 +163,8 @@ def build_scaling(config: Experiment):
         return NoScaling()
     if config.scaling == "c":
         return ConstantScaling(config.c)
+    if config.scaling == "certified":
+        return CertifiedScaling(config.omega)
     return NormScaling(config.scaling, over=config.over)
 
 
@@ -210,7 +226,7 @@ def build_model(
     fe_key, qe_key = jax.random.fold_in(f_key, 1), jax.random.fold_in(q_key, 1)
     encoder = build_encoder(item_type, shape, fe_key, config.encoder)
     linear = shape[0] if encoder is None else None  # in_features of a linear encoder
-    model = DeepSet(linear, encoder=encoder, key=f_key)
+    model = DeepSet(linear, encoder=encoder, smooth=config.energy == "smooth", key=f_key)
     if config.method.startswith("equivset"):
         recognition = RecognitionNetwork(
             linear, encoder=build_encoder(item_type, shape, qe_key, config.encoder),
@@ -294,6 +310,7 @@ def run(
         "name": config.name,
         "test_jaccard": scores["jaccard"],
         "test_converged": scores["converged"],
+        "test_scores": scores,
         "best_epoch": result.best_epoch,
         "best_val_jaccard": result.best_val_jaccard,
         "epochs_run": len(history),

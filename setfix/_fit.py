@@ -20,7 +20,16 @@ from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import as_compute_dtype, SetDataset
 from ._losses import sample_negatives
 from ._method import AbstractMethod
-from ._metrics import jaccard, predict
+from ._metrics import (
+    brier_score,
+    calibration_bins,
+    expected_calibration_error,
+    jaccard,
+    predict,
+    predict_size,
+    predict_threshold,
+    size_error,
+)
 from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction
 from ._sharding import DataParallel
@@ -32,8 +41,9 @@ class FitResult(eqx.Module):
     **Attributes:**
 
     - `model`: the parameters with the best validation Jaccard index.
-    - `history`: one record per finished epoch (loss, validation Jaccard, mean solver
-        steps, fraction of converged solves, seconds).
+    - `history`: one record per finished epoch (loss, every figure of
+        [`setfix.evaluate`][] on the validation sets as `val_<name>`, mean solver steps,
+        fraction of converged solves, seconds).
     - `best_epoch`: the epoch (1-based) of `model`.
     - `best_val_jaccard`: its validation Jaccard index (x100).
     - `resumed_epochs`: how many of the epochs in `history` were restored from the
@@ -84,8 +94,18 @@ def _device_batches(data, batch_size, parallel, *, rng=None, drop_last=False):
 @eqx.filter_jit
 def _evaluate_batch(model, method, items, mask, target, key):
     sol = method.solve(model, items, mask, key=key)
-    pred = predict(sol.psi, mask, jnp.sum(target & mask, axis=-1))
-    return jaccard(pred, target, mask), sol.converged
+    psi = sol.psi
+    pred = predict(psi, mask, jnp.sum(target & mask, axis=-1))
+    per_set = {
+        "jaccard": jaccard(pred, target, mask),
+        "jaccard_threshold": jaccard(predict_threshold(psi, mask), target, mask),
+        "jaccard_size": jaccard(predict_size(psi, mask), target, mask),
+        "brier": brier_score(psi, target, mask),
+        "size_error": size_error(psi, target, mask),
+        "max_deviation": jnp.max(jnp.where(mask, jnp.abs(psi - 0.5), 0), axis=-1),
+        "converged": sol.converged,
+    }
+    return per_set, calibration_bins(psi, target, mask)
 
 
 def _check_method(method, name="method"):
@@ -106,12 +126,26 @@ def evaluate(
     devices: Sequence[jax.Device] | None = None,
 ) -> dict[str, float]:
     """Infers $\\psi$ on every set of `data` with `method` (for a
-    [`setfix.MeanField`][]: solves the fixed point) and predicts the top-$|S^*|$ items.
+    [`setfix.MeanField`][]: solves the fixed point) and scores it.
 
-    Returns `{"jaccard": mean Jaccard index x100, "converged": fraction of sets whose
-    solve converged}`; sets whose solve did not converge count with their prediction
-    (so the figure is honest about them) and are reported in `converged`.
-    Deterministic for a given `key`.
+    Returns a dict of figures over all sets:
+
+    - `jaccard`: mean Jaccard index x100 of the top-$|S^*|$ prediction (the papers'
+        rule, which is told the oracle's subset size);
+    - `jaccard_threshold`: the same for the size-free rule $\\psi > 1/2$
+        ([`setfix.predict_threshold`][]);
+    - `jaccard_size`: the same for the top-$\\operatorname{round}(\\sum\\psi)$ rule
+        ([`setfix.predict_size`][]);
+    - `brier`, `ece`: the Brier score and the expected calibration error (15 bins) of
+        $\\psi$ as inclusion probabilities;
+    - `size_error`: the mean of $|\\sum_j \\psi_j - |S^*||$;
+    - `max_deviation`: the largest $|\\psi_j - 1/2|$ seen (how far the mean field moved
+        from the uniform distribution);
+    - `converged`: the fraction of sets whose solve converged.
+
+    Sets whose solve did not converge count with their prediction (so the figures are
+    honest about them) and are reported in `converged`. Deterministic for a given
+    `key`.
 
     **Arguments:**
 
@@ -128,13 +162,23 @@ def evaluate(
         raise TypeError(f"`data` must be a setfix.SetDataset, got {type(data).__name__}.")
     parallel = DataParallel(devices)
     model = parallel.replicate(model)
-    scores, converged = [], []
+    per_set: dict[str, list[np.ndarray]] = {}
+    bins = 0
     for i, batch in enumerate(_device_batches(data, batch_size, parallel)):
-        s, c = _evaluate_batch(model, method, *batch, jax.random.fold_in(key, i))
-        scores.append(np.asarray(s))
-        converged.append(np.asarray(c))
-    return {"jaccard": 100 * float(np.mean(np.concatenate(scores))),
-            "converged": float(np.mean(np.concatenate(converged)))}
+        values, batch_bins = _evaluate_batch(model, method, *batch,
+                                             jax.random.fold_in(key, i))
+        for name, value in values.items():
+            per_set.setdefault(name, []).append(np.asarray(value))
+        bins = bins + np.asarray(batch_bins, np.float64)
+    values = {name: np.concatenate(parts) for name, parts in per_set.items()}
+    out = {name: 100 * float(np.mean(values[name]))
+           for name in ("jaccard", "jaccard_threshold", "jaccard_size")}
+    out.update(brier=float(np.mean(values["brier"])),
+               ece=float(expected_calibration_error(bins)),
+               size_error=float(np.mean(values["size_error"])),
+               max_deviation=float(np.max(values["max_deviation"])),
+               converged=float(np.mean(values["converged"])))
+    return out
 
 
 @eqx.filter_jit
@@ -256,7 +300,7 @@ def fit(
         scores = evaluate(model, inference, val, key=val_key, devices=devices)
         means = {name: float(np.mean(values)) for name, values in totals.items()}
         record = {"epoch": epoch, "loss": means.pop("loss"),
-                  "val_jaccard": scores["jaccard"], "val_converged": scores["converged"],
+                  **{f"val_{name}": value for name, value in scores.items()},
                   "train_steps": means.pop("num_steps"),
                   "train_converged": means.pop("converged"), **means,
                   "train_seconds": train_seconds,

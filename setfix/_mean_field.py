@@ -10,7 +10,7 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._evaluator import _PooledReadout, _SubsetReadout, split_set_function
+from ._evaluator import _PooledReadout, _SubsetReadout, scale_energy, split_set_function
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
@@ -128,15 +128,17 @@ def _check_key(estimator, key):
     return key
 
 
-def _prepare(f, items, mask, estimator, key):
+def _prepare(f, items, mask, estimator, key, scaling):
     """Checks the input and does the per-ground-set work of a solve: the pooled split of
-    `f` (its encoder runs here, once) and the estimator's noise."""
+    `f` (its encoder runs here, once), the scaling's energy scale and the estimator's
+    noise."""
     if not isinstance(f, AbstractSetFunction):
         raise TypeError(f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}.")
     items, mask = check_items_and_mask(items, mask)
     key = _check_key(estimator, key)
     batched = mask.ndim == 2
     readout, embedding, axes = _split(f, items, batched)
+    readout, axes = scale_energy(scaling, readout, embedding, mask, axes)
     return mask, key, batched, readout, embedding, axes, _noise(estimator, key, mask)
 
 
@@ -169,6 +171,7 @@ def fixed_point_map(
     key = _check_key(estimator, key)
     batched = mask.ndim == 2
     readout, embedding, axes = _split(f, items, batched)
+    readout, axes = scale_energy(scaling, readout, embedding, mask, axes)
     args = (readout, embedding, mask, _noise(estimator, key, mask))
     psi = jnp.where(mask, psi.astype(embedding.dtype), 0)
     if batched:
@@ -304,7 +307,7 @@ class MeanField(AbstractMethod):
         **Returns:** a [`setfix.MeanFieldSolution`][].
         """
         mask, key, batched, readout, embedding, axes, noise = _prepare(
-            f, items, mask, self.estimator, key
+            f, items, mask, self.estimator, key, self.scaling
         )
         psi0 = _initial(psi0, mask, embedding.dtype)
         if batched and self.scaling.couples_batch:

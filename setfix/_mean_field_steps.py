@@ -65,7 +65,7 @@ class MeanFieldSteps(AbstractMethod):
         **Returns:** a [`setfix.MeanFieldSolution`][] holding $\\psi_K$.
         """
         mask, key, batched, readout, embedding, axes, noise = _prepare(
-            f, items, mask, self.estimator, key
+            f, items, mask, self.estimator, key, self.scaling
         )
         args = (readout, embedding, mask, noise)
         if psi0 is None:

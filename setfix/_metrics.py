@@ -60,3 +60,90 @@ def jaccard(
     inter = jnp.sum(pred & target & mask, axis=-1)
     union = jnp.sum((pred | target) & mask, axis=-1)
     return jnp.where(union > 0, inter / jnp.maximum(union, 1), 1.0)
+
+
+def predict_size(
+    psi: Float[Array, "*batch n"], mask: Bool[Array, "*batch n"]
+) -> Bool[Array, "*batch n"]:
+    r"""The $\operatorname{round}(\sum_j \psi_j)$ real items with the largest $\psi$: the
+    mean field's own expected size instead of the oracle's $|S^*|$ (size-free, like
+    [`setfix.predict_threshold`][])."""
+    psi = jnp.asarray(psi)
+    if jnp.shape(mask) != psi.shape:
+        raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
+    size = jnp.round(jnp.sum(jnp.where(mask, psi, 0), axis=-1)).astype(jnp.int32)
+    return predict(psi, mask, jnp.clip(size, 0, jnp.sum(mask, axis=-1)))
+
+
+def brier_score(
+    psi: Float[Array, "*batch n"],
+    target: Bool[Array, "*batch n"],
+    mask: Bool[Array, "*batch n"],
+) -> Float[Array, " *batch"]:
+    r"""The Brier score of $\psi$ as inclusion probabilities, per set:
+    $\frac{1}{|V|}\sum_{j \in V} (\psi_j - [j \in S^*])^2$ (0 is perfect; 0.25 for
+    $\psi \equiv 1/2$)."""
+    psi, target, mask = _check_same(psi, target, mask)
+    error = jnp.where(mask, (psi - target) ** 2, 0)
+    return jnp.sum(error, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1)
+
+
+def calibration_bins(
+    psi: Float[Array, "*batch n"],
+    target: Bool[Array, "*batch n"],
+    mask: Bool[Array, "*batch n"],
+    num_bins: int = 15,
+) -> Float[Array, "3 bins"]:
+    r"""Per bin of $\psi$ (`num_bins` equal bins of $[0, 1]$), over all real items: the
+    number of items, the sum of their $\psi$ and the number in $S^*$. Bins of several
+    batches add up; [`setfix.expected_calibration_error`][] reads them."""
+    psi, target, mask = _check_same(psi, target, mask)
+    if not isinstance(num_bins, int) or num_bins < 1:
+        raise ValueError(f"`num_bins` must be a positive integer, got {num_bins!r}.")
+    index = jnp.clip(jnp.floor(psi * num_bins).astype(jnp.int32), 0, num_bins - 1)
+    weight = mask.astype(psi.dtype)
+    rows = [weight, weight * psi, weight * target]
+    return jnp.stack([jnp.zeros(num_bins, psi.dtype).at[index.ravel()].add(r.ravel())
+                      for r in rows])
+
+
+def expected_calibration_error(
+    psi_or_bins: Float[Array, "*batch n"] | Float[Array, "3 bins"],
+    target: Bool[Array, "*batch n"] | None = None,
+    mask: Bool[Array, "*batch n"] | None = None,
+    num_bins: int = 15,
+) -> Float[Array, ""]:
+    r"""The expected calibration error of $\psi$ as inclusion probabilities,
+    $\sum_b \frac{N_b}{N} \lvert \bar\psi_b - \bar y_b \rvert$ over `num_bins` equal
+    bins (the mean $\psi$ against the fraction in $S^*$ per bin). Called on
+    `(psi, target, mask)`, or on the output of [`setfix.calibration_bins`][]."""
+    if target is None:
+        bins = jnp.asarray(psi_or_bins)
+    else:
+        if mask is None:
+            raise ValueError("pass `mask` with `target`.")
+        bins = calibration_bins(psi_or_bins, target, mask, num_bins)
+    count, total_psi, total_target = bins
+    gap = jnp.abs(total_psi - total_target)  # N_b |mean psi - mean y|
+    return jnp.sum(gap) / jnp.maximum(jnp.sum(count), 1)
+
+
+def size_error(
+    psi: Float[Array, "*batch n"],
+    target: Bool[Array, "*batch n"],
+    mask: Bool[Array, "*batch n"],
+) -> Float[Array, " *batch"]:
+    r"""$\lvert \sum_j \psi_j - |S^*| \rvert$ per set: how far the mean field's expected
+    subset size is from the oracle's."""
+    psi, target, mask = _check_same(psi, target, mask)
+    return jnp.abs(jnp.sum(jnp.where(mask, psi - target, 0), axis=-1))
+
+
+def _check_same(psi, target, mask):
+    psi = jnp.asarray(psi)
+    target, mask = jnp.asarray(target, bool), jnp.asarray(mask, bool)
+    if not psi.shape == target.shape == mask.shape:
+        raise ValueError(
+            f"`psi` {psi.shape}, `target` {target.shape} and `mask` {mask.shape} must "
+            "have the same shape.")
+    return psi, target.astype(psi.dtype), mask

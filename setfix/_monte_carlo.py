@@ -10,7 +10,7 @@ import jax.tree_util as jtu
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._evaluator import batched_readout
+from ._evaluator import batched_readout, closed_form_gradient, is_closed_form
 
 
 _HESSIANS = ("score", "pairwise", "zero")
@@ -46,6 +46,10 @@ class MonteCarlo(AbstractEstimator):
 
     The JVP with respect to the set function's parameters and the item embeddings is
     the exact derivative of $\hat g$ with the samples held fixed.
+
+    A set function whose multilinear extension is known in closed form
+    (`closed_form`, e.g. `DeepSet(smooth=True)`) is not sampled: the estimate is then
+    exact, and so is its Hessian.
     """
 
     num_samples: int = 5
@@ -91,6 +95,8 @@ class MonteCarlo(AbstractEstimator):
         mask: Bool[Array, " n"],
         noise: Float[Array, "m c n"],
     ) -> Float[Array, ""]:
+        if is_closed_form(readout):
+            return readout.multilinear(embedding, psi, mask)
         subsets = _subsets(psi, mask, jax.lax.stop_gradient(noise))
         return jnp.mean(batched_readout(readout, subsets @ embedding))
 
@@ -102,6 +108,8 @@ class MonteCarlo(AbstractEstimator):
         mask: Bool[Array, " n"],
         noise: Float[Array, "m c n"],
     ) -> Float[Array, " n"]:
+        if is_closed_form(readout):
+            return closed_form_gradient(readout, embedding, psi, mask)
         noise = jax.lax.stop_gradient(noise)
         return _mc_gradient(readout, embedding, psi, mask, noise, hessian=self.hessian)
 

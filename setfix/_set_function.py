@@ -6,9 +6,15 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._encoders import AbstractEncoder, item_encoder
+from ._interactions import (
+    pairwise_interaction_bound,
+    pairwise_multilinear,
+    pairwise_value,
+    spectral_bound,
+)
 
 
 class AbstractSetFunction(eqx.Module):
@@ -29,6 +35,26 @@ class AbstractSetFunction(eqx.Module):
     ) -> Float[Array, ""]:
         """Evaluate $F_\\theta(S, V)$ for the subset with indicator vector `subset`."""
 
+    def interaction_bound(
+        self, embedding: Float[Array, "*batch n h"], mask: Bool[Array, "*batch n"]
+    ) -> Float[Array, " *batch"]:
+        r"""An upper bound, per ground set, on $\sup_\psi \lVert H(\psi) \rVert_2$,
+        the spectral norm of the multilinear Hessian (the averaged second differences
+        $F(S{+}i{+}j) - F(S{+}i) - F(S{+}j) + F(S)$ over the real items).
+
+        It certifies the mean-field map: $T(\psi) = \sigma(c \nabla \tilde F)$ is a
+        contraction with $\omega \le c B / 4$ (see [`setfix.CertifiedScaling`][]).
+        `embedding` is what the set function's pooled form embeds the ground set to
+        (`embed(items)` of its `folded()` form for a pooled set function; the identity
+        for others). The default raises: only set functions that can bound their
+        interactions (e.g. `setfix.DeepSet(..., smooth=True)`) are certified.
+        """
+        raise TypeError(
+            f"{type(self).__name__} has no interaction certificate: use a set function "
+            "that bounds its interactions, such as `setfix.DeepSet(..., smooth=True)`, "
+            "or a scaling other than `setfix.CertifiedScaling`."
+        )
+
 
 class AbstractPooledSetFunction(AbstractSetFunction):
     r"""A set function of the form $F(S, V) = \rho\big(\sum_{i \in S} \phi(v_i)\big)$.
@@ -47,6 +73,22 @@ class AbstractPooledSetFunction(AbstractSetFunction):
     @abc.abstractmethod
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
         r"""The value $\rho(s)$ of a pooled sum $s = \sum_{i \in S} \phi(v_i)$."""
+
+    @property
+    def closed_form(self) -> bool:
+        """Whether [`multilinear`][setfix.AbstractPooledSetFunction.multilinear] gives
+        the multilinear extension exactly, so estimators need not sample it."""
+        return False
+
+    def multilinear(
+        self, embedding: Float[Array, "n h"], psi: Float[Array, " n"],
+        mask: Bool[Array, " n"],
+    ) -> Float[Array, ""]:
+        r"""The multilinear extension $\tilde F(\psi)$ over the real items, in closed
+        form, from the set's `embedding`; only for set functions with `closed_form`.
+        Estimators then return it and its autodiff gradient and Hessian (exact)."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form multilinear "
+                                  "extension.")
 
     def folded(self) -> "AbstractPooledSetFunction":
         r"""An equivalent pooled set function (the same $F(S, V)$ for every $S$ and
@@ -95,10 +137,28 @@ class DeepSet(AbstractPooledSetFunction):
     (`depth` hidden layers of `width` units with ReLU, then a linear scalar output) and
     $\phi$ a linear map $\phi(v) = W v + b$, or any [`setfix.AbstractEncoder`][] (an MLP
     over fingerprints, a CNN over images).
+
+    With `smooth=True` it is instead a *pairwise* energy whose interactions are
+    certified: the MLP (`width`, `depth`) scores each item, $m_i = \text{MLP}(\phi(v_i))$,
+    and two low-rank projections $a_i = P\phi(v_i)$, $b_i = Q\phi(v_i)$ make items
+    substitutes or complements,
+
+    $$F(S, V) = \sum_{i \in S} m_i - \tfrac12 \Big\lVert \sum_{i \in S} a_i
+    \Big\rVert^2 + \tfrac12 \Big\lVert \sum_{i \in S} b_i \Big\rVert^2,$$
+
+    a pooled function of the rows $(m_i, a_i, b_i)$: taking two items with similar $a$
+    costs $a_i^\top a_j$, two with similar $b$ gains $b_i^\top b_j$. Its multilinear
+    extension is known in closed form, so estimators compute $\nabla \tilde F$ and its
+    Hessian exactly (no sampling, at $O(n \cdot \text{rank})$ per step), and its
+    [`interaction_bound`][setfix.AbstractSetFunction.interaction_bound] is exact up to
+    the triangle inequality, for [`setfix.CertifiedScaling`][]: a mean-field map that
+    provably contracts while $\psi$ is free to approach 0 and 1.
     """
 
     phi: eqx.nn.Linear | AbstractEncoder
     rho: eqx.nn.MLP
+    pairwise: Float[Array, "2*rank h"] | None
+    smooth: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -108,6 +168,8 @@ class DeepSet(AbstractPooledSetFunction):
         hidden: int | None = None,
         width: int = 500,
         depth: int = 2,
+        smooth: bool = False,
+        rank: int = 16,
         key: PRNGKeyArray,
     ):
         if width < 1 or depth < 0:
@@ -115,23 +177,56 @@ class DeepSet(AbstractPooledSetFunction):
                 f"`width` must be positive and `depth` non-negative, got width={width}, "
                 f"depth={depth}."
             )
-        phi_key, rho_key = jax.random.split(key)
+        if not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"`rank` must be a positive integer, got {rank!r}.")
+        phi_key, rho_key, pair_key = jax.random.split(key, 3)
         self.phi, hidden = item_encoder(in_features, encoder, hidden, phi_key)
         self.rho = eqx.nn.MLP(
             hidden, "scalar", width, depth, activation=jax.nn.relu, key=rho_key
         )
+        self.smooth = bool(smooth)
+        # Small pairwise terms at the start: the model grows the interactions it needs.
+        self.pairwise = (
+            jax.random.normal(pair_key, (2 * rank, hidden)) * (0.1 / math.sqrt(hidden))
+            if smooth else None)
+
+    @property
+    def rank(self) -> int:
+        """The rank of each pairwise term (0 unless `smooth`)."""
+        return 0 if self.pairwise is None else self.pairwise.shape[0] // 2
 
     def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n h"]:
-        return jax.vmap(self.phi)(items)
+        phi = jax.vmap(self.phi)(items)
+        if self.pairwise is None:
+            return phi
+        scores = jax.vmap(self.rho)(phi)
+        return jnp.concatenate([scores[:, None], phi @ self.pairwise.T], axis=1)
 
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
-        return self.rho(pooled)
+        if self.pairwise is None:
+            return self.rho(pooled)
+        return pairwise_value(pooled, self.rank)
+
+    @property
+    def closed_form(self) -> bool:  # pyright: ignore
+        return self.pairwise is not None
+
+    def multilinear(self, embedding, psi, mask):
+        if self.pairwise is None:
+            return super().multilinear(embedding, psi, mask)
+        return pairwise_multilinear(embedding, psi, mask, self.rank)
+
+    def interaction_bound(self, embedding, mask):
+        if self.pairwise is None:
+            return super().interaction_bound(embedding, mask)
+        return pairwise_interaction_bound(embedding, mask, self.rank)
 
     def folded(self) -> AbstractPooledSetFunction:
         """This DeepSet with the first linear layer of $\\rho$ folded into the item
         embeddings (see [`setfix.AbstractPooledSetFunction.folded`][]); `self` when
-        $\\rho$ has no hidden layer."""
-        if self.rho.depth == 0:
+        $\\rho$ has no hidden layer or the DeepSet is smooth (its readout is already a
+        few sums of squares)."""
+        if self.rho.depth == 0 or self.pairwise is not None:
             return self
         first = self.rho.layers[0]
         rest = eqx.tree_at(lambda r: r.layers[0], self.rho, _AddBias(first.bias))
@@ -145,8 +240,12 @@ DeepSet.__init__.__doc__ = r"""**Arguments:**
     [`setfix.CNNEncoder`][] for images.
 - `hidden`: the dimension of the item embedding $\phi(v)$ (256 by default; with an
     `encoder`, its `out_features`).
-- `width`: the width of each hidden layer of $\rho$.
-- `depth`: the number of hidden layers of $\rho$.
+- `width`: the width of each hidden layer of $\rho$ (with `smooth=True`, of the item
+    score's MLP).
+- `depth`: the number of hidden layers of $\rho$ (of the item score's MLP).
+- `smooth`: the certified pairwise energy above instead of $\rho(\sum \phi)$.
+- `rank`: with `smooth=True`, the rank of the repulsive ($P$) and of the attractive
+    ($Q$) pairwise term.
 - `key`: a JAX PRNG key for the initialisation.
 """
 
@@ -193,6 +292,30 @@ class TableSetFunction(AbstractSetFunction):
         bits = jnp.round(subset).astype(jnp.int32)
         index = jnp.sum(bits << jnp.arange(n, dtype=jnp.int32))
         return self.values[index]
+
+    def interaction_bound(self, embedding, mask):
+        r"""$\lVert D \rVert_2$ for $D_{ij} = \max_S |F(S{+}i{+}j) - F(S{+}i) -
+        F(S{+}j) + F(S)|$ over subsets $S$ of the real items ($i \ne j$ real): every
+        $H(\psi)$ is an average of such differences, so $|H| \le D$ entrywise and
+        $\lVert H \rVert_2 \le \lVert D \rVert_2$ (Perron–Frobenius), itself bounded
+        by $(\operatorname{tr} D^{32})^{1/32}$. By enumeration; `embedding` is
+        ignored."""
+        del embedding
+        mask = jnp.asarray(mask, bool)
+        if mask.ndim == 2:
+            return jax.vmap(lambda m: self.interaction_bound(None, m))(mask)
+        n = self.num_items
+        codes = jnp.arange(2**n, dtype=jnp.int32)
+        bit = jnp.left_shift(1, jnp.arange(n, dtype=jnp.int32))
+        real = jnp.sum(jnp.where(mask, bit, 0))
+        # Subsets of the real items without i and j: codes with those bits cleared.
+        base = (codes[None, None, :] & real) & ~bit[:, None, None] & ~bit[None, :, None]
+        bi, bj = bit[:, None, None], bit[None, :, None]
+        v = self.values
+        second = v[base | bi | bj] - v[base | bi] - v[base | bj] + v[base]
+        pair = mask[:, None] & mask[None, :] & ~jnp.eye(n, dtype=bool)
+        worst = jnp.where(pair, jnp.max(jnp.abs(second), axis=-1), 0)
+        return spectral_bound(worst)
 
 
 TableSetFunction.__init__.__doc__ = """**Arguments:**

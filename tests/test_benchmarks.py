@@ -149,3 +149,19 @@ def test_real_data_compound_rows_have_their_own_protocol(tmp_path, monkeypatch):
     (tmp_path / "full.json").write_text(json.dumps(full))
     with pytest.raises(ValueError, match="not the table's protocol.*belong in"):
         real_data.cells()
+
+
+def test_interaction_benchmarks_run_quick(tmp_path, monkeypatch):
+    """`interactions` and `pairwise_ceiling` run with --quick and write their records
+    (redirected to a temporary folder)."""
+    from benchmarks import _common, interactions, pairwise_ceiling
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    monkeypatch.setattr(interactions, "RESULTS", tmp_path)
+    interactions.main(["--quick", "--tasks", "substitutes", "--variants", "certified"])
+    record = json.loads((tmp_path / "interactions-quick.json").read_text())
+    cell = record["results"]["summary"]["substitutes"]["certified"]
+    assert cell["converged"][0] == 1 and 0 <= cell["jaccard"][0] <= 100
+    pairwise_ceiling.main(["--quick"])
+    ceiling = json.loads((tmp_path / "pairwise_ceiling-quick.json").read_text())["results"]
+    assert all(0 <= r["solved"] <= 100 for r in ceiling.values())

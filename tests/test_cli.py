@@ -135,3 +135,21 @@ def test_summary_times_an_epoch_by_its_median():
     cell = summarise([with_history, without])["moons"]["idiffmf-fro"]
     assert cell["seconds_per_epoch"] == pytest.approx((21.5 + 25.0) / 2)
     assert cell["mean"] == pytest.approx(59.0) and cell["runs"] == 2
+
+
+def test_train_certified_on_an_interaction_task(tmp_path, capsys):
+    """`--energy smooth --scaling certified` on the substitutes task: every solve
+    converges, the run is labelled, and the size-free and calibration figures are
+    printed and recorded; the certified scaling without the smooth energy is refused."""
+    out = tmp_path / "run"
+    main(["train", *TINY, "--dataset", "substitutes", "--energy", "smooth",
+          "--scaling", "certified", "--lr", "1e-3", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "substitutes-idiffmf-certified-smooth-s0" in printed
+    assert "size-free test Jaccard" in printed and "ECE" in printed
+    results = json.loads((out / "results.json").read_text())
+    assert results["test_converged"] == 1 and results["history"][0]["train_converged"] == 1
+    assert 0 <= results["test_scores"]["jaccard_threshold"] <= 100
+    with pytest.raises(SystemExit, match="energy"):
+        main(["train", *TINY, "--dataset", "substitutes", "--scaling", "certified",
+              "--out", str(tmp_path / "bad")])

@@ -186,3 +186,29 @@ def test_fit_reports_solves_that_did_not_converge(data, capsys):
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
     assert len(lines) == 2
     assert all("converged 0% / 0% (train / val)" in x for x in lines)
+
+
+def test_evaluate_reports_size_free_and_calibration_figures(data):
+    """Every figure of `evaluate` is the metric of the solution it computes (one batch:
+    the solve's key is fold_in(key, 0))."""
+    _, val = data
+    model, method = _setup()
+    key = jax.random.key(6)
+    scores = sf.evaluate(model, method, val, key=key, batch_size=len(val))
+    items, mask, target = (jax.numpy.asarray(x) for x in (val.items, val.mask, val.target))
+    psi = method(model, items, mask, key=jax.random.fold_in(key, 0)).psi
+    k = target.sum(-1)
+    expected = {
+        "jaccard": 100 * sf.jaccard(sf.predict(psi, mask, k), target, mask).mean(),
+        "jaccard_threshold": 100 * sf.jaccard(sf.predict_threshold(psi, mask), target,
+                                              mask).mean(),
+        "jaccard_size": 100 * sf.jaccard(sf.predict_size(psi, mask), target, mask).mean(),
+        "brier": sf.brier_score(psi, target, mask).mean(),
+        "ece": sf.expected_calibration_error(psi, target, mask),
+        "size_error": sf.size_error(psi, target, mask).mean(),
+        "max_deviation": abs(np.where(mask, psi - 0.5, 0)).max(),
+    }
+    for name, value in expected.items():
+        assert np.isclose(scores[name], float(value), rtol=1e-5, atol=1e-7), name
+    # Under NormScaling psi stays within sigma(2/n) - 1/2 of 1/2 (n = 20 here).
+    assert scores["max_deviation"] <= float(jax.nn.sigmoid(2 / 20) - 0.5) + 1e-6

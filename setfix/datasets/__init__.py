@@ -7,4 +7,9 @@ from ._compounds import (
     fingerprints as fingerprints,
 )
 from ._images import celeba as celeba, digits as digits
+from ._interactions import (
+    complements as complements,
+    coverage as coverage,
+    substitutes as substitutes,
+)
 from ._synthetic import gaussian as gaussian, moons as moons

@@ -1,15 +1,22 @@
 """Datasets by name, as the command line and `setfix.Experiment` refer to them:
-`moons`, `gaussian`, `digits`, `amazon:<category>`, `compounds[:<target>]`,
+`moons`, `gaussian`, `digits`, `substitutes`, `coverage`, `complements`,
+`amazon:<category>`, `compounds[:<target>]`,
 `bindingdb[:<target id>]` and `celeba`, with a `root` path where files are needed."""
 
 from .._dataset import SetDataset
 from ._amazon import amazon, CATEGORIES
 from ._compounds import bindingdb, compounds, FREEWILSON
 from ._images import celeba, digits
+from ._interactions import complements, coverage, substitutes
 from ._synthetic import gaussian, moons
 
 
-NAMES = ("moons", "gaussian", "digits", "amazon", "compounds", "bindingdb", "celeba")
+NAMES = ("moons", "gaussian", "digits", "amazon", "compounds", "bindingdb", "celeba",
+         "substitutes", "coverage", "complements")
+# Made in memory from a seed: no files, no ':' argument.
+GENERATED = ("moons", "gaussian", "digits", "substitutes", "coverage", "complements")
+_INTERACTIONS = {"substitutes": substitutes, "coverage": coverage,
+                 "complements": complements}
 
 
 def parse(spec: str, root: str | None) -> tuple[str, str | None]:
@@ -19,9 +26,9 @@ def parse(spec: str, root: str | None) -> tuple[str, str | None]:
     argument = argument or None
     if name not in NAMES:
         raise ValueError(f"unknown dataset {spec!r}; expected one of moons, gaussian, "
-                         "digits, amazon:<category>, compounds[:<target>], bindingdb, "
-                         "celeba.")
-    if name in ("moons", "gaussian", "digits", "celeba") and argument is not None:
+                         "digits, substitutes, coverage, complements, "
+                         "amazon:<category>, compounds[:<target>], bindingdb, celeba.")
+    if (name in GENERATED or name == "celeba") and argument is not None:
         raise ValueError(f"dataset {name!r} takes no ':' argument, got {spec!r}.")
     if name == "amazon" and argument not in CATEGORIES:
         raise ValueError(f"dataset 'amazon' needs a category, 'amazon:<category>' with one "
@@ -40,7 +47,7 @@ def parse(spec: str, root: str | None) -> tuple[str, str | None]:
 def uses_root(spec: str) -> bool:
     """Whether a `root` can matter to the dataset named `spec`: `False` for the ones made
     in memory (moons, gaussian, digits), which never read files."""
-    return spec.partition(":")[0] not in ("moons", "gaussian", "digits")
+    return spec.partition(":")[0] not in GENERATED
 
 
 def load(spec: str, root: str | None = None) -> tuple[SetDataset, SetDataset, SetDataset]:
@@ -52,6 +59,8 @@ def load(spec: str, root: str | None = None) -> tuple[SetDataset, SetDataset, Se
         return gaussian()
     if name == "digits":
         return digits()
+    if name in _INTERACTIONS:
+        return _INTERACTIONS[name]()
     if name == "amazon":
         return amazon(root, argument)  # pyright: ignore
     if name == "compounds":

@@ -1,0 +1,240 @@
+"""Interaction certificates: the smooth (pairwise) DeepSet's closed form and bound,
+`CertifiedScaling`, `interaction_certificate`, and the contraction they certify.
+
+Shapes are fixed (7 slots, a mask choosing the real items) so that Hypothesis examples
+reuse one compilation."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optimistix as optx
+import pytest
+from hypothesis import given, strategies as st
+
+import setfix as sf
+
+from .helpers import multilinear_grad, multilinear_hessian, random_table
+
+
+SLOTS = 7
+BITS = jnp.asarray([[(b >> i) & 1 for i in range(SLOTS)] for b in range(2**SLOTS)],
+                   jnp.float64)
+
+
+def _smooth(seed, n_features=3, depth=1, rank=2, gain=1.0):
+    """A small smooth DeepSet whose parameters are multiplied by `gain` (large gains
+    make strong interactions, so the bound is tested where it matters)."""
+    f = sf.DeepSet(n_features, hidden=4, width=6, depth=depth, smooth=True, rank=rank,
+                   key=jax.random.key(seed))
+    f = jax.tree.map(lambda x: gain * x if eqx.is_inexact_array(x) else x, f)
+    return jax.tree.map(lambda x: x.astype(jnp.float64) if eqx.is_inexact_array(x) else x, f)
+
+
+def _problem(seed, n, **kw):
+    key = jax.random.key(seed)
+    items = jax.random.normal(key, (SLOTS, 3), jnp.float64)
+    return _smooth(seed, **kw), items, jnp.arange(SLOTS) < n
+
+
+@eqx.filter_jit
+def _values(f, items):
+    """F(S) for every subset S of the slots (bitmask order)."""
+    return jax.vmap(lambda s: f(items, s))(BITS)
+
+
+def _real_values(f, items, n):
+    """The 2^n values of F on subsets of the first n items, from the definition."""
+    return np.asarray(_values(f, items))[: 2**n]
+
+
+@eqx.filter_jit
+def _map_and_jacobian(f, items, mask, psi, estimator, key):
+    def grad(p):
+        t = sf.fixed_point_map(f, items, mask, p, estimator=estimator,
+                               scaling=sf.NoScaling(), key=key)
+        return jax.scipy.special.logit(jnp.where(mask, t, 0.5))
+    return grad(psi), jax.jacfwd(grad)(psi)
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, SLOTS), gain=st.floats(0.3, 2.0))
+def test_smooth_deepset_closed_form_is_the_multilinear_extension(seed, n, gain):
+    """The closed-form gradient and Hessian of F~ equal enumeration from the
+    definition, under both estimators, with padding."""
+    f, items, mask = _problem(seed, n, gain=gain)
+    values = _real_values(f, items, n)
+    psi = np.random.default_rng(seed).uniform(0.05, 0.95, SLOTS)
+    want_grad = multilinear_grad(values, psi[:n])
+    want_hess = multilinear_hessian(values, psi[:n])
+    for estimator in (sf.Exact(), sf.MonteCarlo(2)):
+        grad, hess = _map_and_jacobian(f, items, mask, jnp.asarray(psi), estimator,
+                                       jax.random.key(0))
+        np.testing.assert_allclose(grad[:n], want_grad, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(hess[:n, :n], want_hess, rtol=1e-7, atol=1e-9)
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(2, SLOTS), depth=st.integers(0, 2),
+       gain=st.floats(0.3, 3.0))
+def test_smooth_deepset_bound_dominates_the_hessian(seed, n, depth, gain):
+    """B(V) >= |H(psi)|_2 at random psi, H from the definition (enumeration), for
+    random parameters."""
+    f, items, mask = _problem(seed, n, depth=depth, gain=gain)
+    bound = 4 * float(_certificate(f, items, mask, sf.NoScaling()))
+    values = _real_values(f, items, n)
+    rng = np.random.default_rng(seed)
+    norms = [np.linalg.norm(multilinear_hessian(values, rng.uniform(size=n)), 2)
+             for _ in range(2)]
+    assert max(norms) <= bound * (1 + 1e-9)
+    # The pairwise Hessian does not depend on psi.
+    np.testing.assert_allclose(norms, norms[0], rtol=1e-8, atol=1e-12)
+
+
+@given(seed=st.integers(0, 2**16), n=st.sampled_from([3, 6]))
+def test_table_bound_dominates_the_hessian(seed, n):
+    """A table's bound is >= |H(psi)| computed by brute force from the definition."""
+    f = random_table(jax.random.key(seed), n, 1.0)
+    items = jnp.zeros((n, 1))
+    bound = float(f.interaction_bound(jnp.eye(n), jnp.ones(n, bool)))
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        psi = rng.uniform(size=n)
+        hess = multilinear_hessian(np.asarray(f.values), psi)
+        assert np.linalg.norm(hess, 2) <= bound * (1 + 1e-9)
+    assert float(sf.interaction_certificate(f, items)) == pytest.approx(bound / 4)
+
+
+@eqx.filter_jit
+def _certificate(f, items, mask, scaling):
+    return sf.interaction_certificate(f, items, mask, scaling)
+
+
+@eqx.filter_jit
+def _estimate(f, items, mask, scaling, key):
+    return sf.lipschitz_estimate(f, items, mask, scaling=scaling, key=key, num_points=8)
+
+
+@eqx.filter_jit
+def _solve(f, items, mask, scaling, psi0):
+    mf = sf.MeanField(sf.Exact(), scaling, optx.FixedPointIteration(rtol=0.0, atol=1e-9),
+                      max_steps=10_000)
+    return mf(f, items, mask, psi0=psi0)
+
+
+# omega is a static field of CertifiedScaling (each value compiles anew): a few values.
+@given(seed=st.integers(0, 2**16), n=st.integers(2, SLOTS), omega=st.sampled_from([0.5, 0.9]),
+       gain=st.floats(0.5, 4.0))
+def test_certificate_bounds_the_estimated_lipschitz_constant(seed, n, omega, gain):
+    """The certificate of CertifiedScaling(omega) is <= omega and >= the power-iteration
+    estimate of |dT/dpsi| at random points; the map contracts: iteration from two random
+    starts meets, within iteration_bound(certificate, tol, n) steps."""
+    f, items, mask = _problem(seed, n, gain=gain)
+    key = jax.random.key(seed)
+    scaling = sf.CertifiedScaling(omega)
+    certificate = float(_certificate(f, items, mask, scaling))
+    assert certificate <= omega * (1 + 1e-9)
+    assert float(_estimate(f, items, mask, scaling, key)) <= certificate * (1 + 1e-6)
+
+    tol = 1e-9
+    starts = jax.random.uniform(jax.random.fold_in(key, 1), (2, SLOTS), jnp.float64)
+    a, b = (_solve(f, items, mask, scaling, p) for p in starts)
+    assert bool(a.converged) and bool(b.converged)
+    assert float(jnp.max(jnp.abs(a.psi - b.psi))) <= 10 * tol / (1 - certificate)
+    bound = sf.iteration_bound(max(certificate, 1e-3), tol, n)
+    assert int(a.num_steps) <= bound + 1 and int(b.num_steps) <= bound + 1
+
+
+def _scales(f, items, mask, scaling):
+    """The energy scale CertifiedScaling picks per set (certificate * 4 / bound)."""
+    certificate = sf.interaction_certificate(f, items, mask, scaling)
+    bound = sf.interaction_certificate(f, items, mask, sf.NoScaling())
+    return certificate / bound
+
+
+def test_scale_is_per_set_and_monotone():
+    f = _smooth(0, gain=10.0)
+    items = jax.random.normal(jax.random.key(1), (3, 6, 3), jnp.float64)
+    mask = jnp.array([[True] * 6, [True] * 4 + [False] * 2, [True] * 6])
+    scaling = sf.CertifiedScaling(0.9)
+    together = _scales(f, items, mask, scaling)
+    alone = jnp.stack([_scales(f, items[i], mask[i], scaling) for i in range(3)])
+    np.testing.assert_allclose(together, alone, rtol=1e-10)
+    # Padding does not change a set's scale.
+    np.testing.assert_allclose(_scales(f, items[1, :4], None, scaling), together[1], rtol=1e-10)
+    # Stronger interactions, smaller scale; a smaller omega, a smaller scale.
+    stronger = eqx.tree_at(lambda g: g.pairwise, f, 3 * f.pairwise)
+    assert bool(jnp.all(_scales(stronger, items, mask, scaling) < together))
+    assert bool(jnp.all(together < 1))  # no set at the cap
+    assert bool(jnp.all(_scales(f, items, mask, sf.CertifiedScaling(0.5)) < together))
+    # The scale never exceeds max_scale, and weak interactions reach it.
+    weak = _smooth(0, gain=0.05)
+    capped = _scales(weak, items, mask, sf.CertifiedScaling(0.9, max_scale=0.7))
+    np.testing.assert_allclose(capped, 0.7)
+
+
+def test_certified_solution_depends_on_the_set_alone():
+    """In a batch each set is solved with its own scale: the same psi as alone."""
+    f = _smooth(2, gain=2.0)
+    items = jax.random.normal(jax.random.key(3), (3, 6, 3), jnp.float64)
+    mf = sf.MeanField(sf.Exact(), sf.CertifiedScaling(0.9),
+                      optx.FixedPointIteration(rtol=0.0, atol=1e-10), max_steps=1000)
+    batch = mf(f, items)
+    for i in range(3):
+        np.testing.assert_allclose(batch.psi[i], mf(f, items[i]).psi, atol=1e-9)
+
+
+def test_certified_psi_moves_freely():
+    """Unlike NormScaling (|psi - 1/2| < ~1/(2n)), a certified solve lets a strong
+    modular term push psi to near 0 and 1, while the map stays certified."""
+    f = _smooth(6)
+    f = eqx.tree_at(lambda g: (g.rho.layers[-1].weight, g.rho.layers[-1].bias), f,
+                    (20 * f.rho.layers[-1].weight, 20 * f.rho.layers[-1].bias + 5))
+    items = jax.random.normal(jax.random.key(7), (20, 3), jnp.float64)
+    cert = sf.idiffmf(sf.CertifiedScaling(0.9), tolerance=1e-8)(f, items, key=jax.random.key(0))
+    norm = sf.idiffmf(tolerance=1e-8)(f, items, key=jax.random.key(0))
+    assert bool(cert.converged)
+    assert float(jnp.max(jnp.abs(cert.psi - 0.5))) > 0.45
+    assert float(jnp.max(jnp.abs(norm.psi - 0.5))) < 1 / 20
+
+
+def test_bad_input():
+    for omega in (0.0, 1.0, -0.5, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="omega"):
+            sf.CertifiedScaling(omega)
+    with pytest.raises(ValueError, match="max_scale"):
+        sf.CertifiedScaling(0.9, max_scale=0.0)
+    plain = sf.DeepSet(3, hidden=4, width=6, key=jax.random.key(0))
+    items = jnp.ones((5, 3))
+    with pytest.raises(TypeError, match="no interaction certificate"):
+        sf.idiffmf(sf.CertifiedScaling())(plain, items, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="depends on the gradient"):
+        sf.interaction_certificate(_smooth(0), items, scaling=sf.NormScaling())
+    with pytest.raises(ValueError, match="rank"):
+        sf.DeepSet(3, smooth=True, rank=0, key=jax.random.key(0))
+
+
+def test_certified_training_contract():
+    """The public recipe, small: train a smooth DeepSet with the certified scaling on the
+    substitutes task, score the solved fixed point, one step from 1/2 and the size-free
+    rule; every solve converges."""
+    train, val, test = sf.datasets.substitutes(16, seed=1, num_clusters=4, cluster_size=3,
+                                               subset_size=2)
+    k1, k2, k3, k4, k5 = jax.random.split(jax.random.key(0), 5)
+    f = sf.DeepSet(encoder=sf.MLPEncoder(4, 8, width=8, key=k1), width=8, smooth=True,
+                   key=k2)
+    method = sf.idiffmf(sf.CertifiedScaling(omega=0.9))
+    result = sf.fit(f, method, train, val, key=k3, learning_rate=1e-2, epochs=2,
+                    batch_size=8, progress=False)
+    assert all(r["train_converged"] == 1 and r["val_converged"] == 1 for r in result.history)
+    solved = sf.evaluate(result.model, method, test, key=k4)
+    one_step = sf.evaluate(result.model, sf.reference_prediction(method), test, key=k4)
+    assert solved["converged"] == 1 and 0 <= one_step["jaccard"] <= 100
+    items, mask, target = (jnp.asarray(x) for x in (test.items, test.mask, test.target))
+    sol = method(result.model, items, mask, key=k5)
+    assert bool(jnp.all(sol.converged))
+    size_free = sf.jaccard(sf.predict_threshold(sol.psi, mask), target, mask)
+    assert size_free.shape == (16,)
+    # The closed form needs no samples: the solution does not depend on the key.
+    again = method(result.model, items, mask, key=k4)
+    np.testing.assert_allclose(sol.psi, again.psi, atol=1e-6)
+    np.testing.assert_allclose(100 * float(size_free.mean()), solved["jaccard_threshold"],
+                               atol=1e-3)
