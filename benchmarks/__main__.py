@@ -1,7 +1,7 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
 gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end,
-pooled_items; default: all), each writing JSON and PNG under benchmarks/results/. The
-options (e.g. `--quick`) go to every named benchmark."""
+pooled_items, interactions, pairwise_ceiling; default: all), each writing JSON and PNG
+under benchmarks/results/. The options (e.g. `--quick`) go to every named benchmark."""
 
 import sys
 
@@ -11,8 +11,10 @@ from . import (
     floor,
     gradients,
     implicit_fd,
+    interactions,
     iterations,
     memory,
+    pairwise_ceiling,
     pooled_items,
     solvers,
     throughput,
@@ -30,6 +32,8 @@ BENCHMARKS = {
     "compile_time": compile_time.main,
     "end_to_end": end_to_end.main,
     "pooled_items": pooled_items.main,
+    "interactions": interactions.main,
+    "pairwise_ceiling": pairwise_ceiling.main,
 }
 
 

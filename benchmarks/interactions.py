@@ -1,0 +1,199 @@
+"""When the fixed point matters: the interaction tasks (substitutes, coverage,
+complements) and, for reference, Moons, with
+
+- `modular`: a per-item score (a DeepSet whose readout is linear, so F is modular and
+  psi_i = sigmoid(w(v_i))): the best a modular ranking learns;
+- `norm`: today's default, `DeepSet` + `idiffmf()` (NormScaling, per set);
+- `certified`: `DeepSet(smooth=True)` + `idiffmf(CertifiedScaling(0.9))`;
+- `certified_onestep`: the same model and scaling trained with the one-step gradient
+  (`onestep(CertifiedScaling(0.9))`), to see what the implicit gradient buys.
+
+Every model is trained with `setfix.fit` (Adam, lr 1e-3, batch 64, early stopping on
+validation) and scored on the test split twice: at the solved fixed point and one map
+step from psi = 1/2 (`reference_prediction`), with every figure `setfix.evaluate`
+reports (top-|S*| Jaccard, size-free Jaccard, Brier, ECE, size error, max |psi - 1/2|,
+converged fraction), plus the training cost.
+
+    python -m benchmarks interactions [--quick] [--tasks substitutes,coverage]
+        [--variants norm,certified] [--seeds 3] [--train-sets 1000] [--epochs 15]
+
+Each (task, variant, seed) is saved as it finishes in
+`benchmarks/results/interactions/<task>-<variant>-s<seed>.json`, and an existing file
+is not recomputed, so an interrupted run resumes; `interactions.json` gathers them.
+"""
+
+import argparse
+import json
+import time
+
+import jax
+import numpy as np
+
+import setfix as sf
+
+from ._common import RESULTS, save
+
+
+TASKS = ("substitutes", "coverage", "complements", "moons")
+VARIANTS = ("modular", "norm", "certified", "certified_onestep")
+
+
+def build(variant, d, key):
+    """The model and training method of a variant, for items of `d` features."""
+    k1, k2 = jax.random.split(key)
+    encoder = sf.MLPEncoder(d, 64, width=128, key=k1)
+    if variant == "modular":
+        return sf.DeepSet(encoder=encoder, depth=0, key=k2), sf.idiffmf(sf.NoScaling())
+    if variant == "norm":
+        return sf.DeepSet(encoder=encoder, width=256, key=k2), sf.idiffmf()
+    model = sf.DeepSet(encoder=encoder, width=256, smooth=True, key=k2)
+    scaling = sf.CertifiedScaling(omega=0.9)
+    if variant == "certified":
+        return model, sf.idiffmf(scaling)
+    return model, sf.onestep(scaling)
+
+
+def load(task, num_sets, seed):
+    if task == "moons":
+        train, val, test = sf.datasets.moons()
+    else:
+        train, val, test = getattr(sf.datasets, task)(num_sets, seed=seed)
+    return train, val, test
+
+
+def _subset(data, count):
+    return data if count is None or count >= len(data) else data[:count]
+
+
+def run_one(task, variant, seed, *, train_sets, val_sets, test_sets, epochs, patience):
+    train, val, test = load(task, max(train_sets, val_sets, test_sets), 0)
+    train, val, test = (_subset(train, train_sets), _subset(val, val_sets),
+                        _subset(test, test_sets))
+    key = jax.random.key(seed)
+    model_key, fit_key, test_key = jax.random.split(key, 3)
+    model, method = build(variant, train.feature_shape[0], model_key)
+    start = time.perf_counter()
+    result = sf.fit(model, method, train, val, key=fit_key, learning_rate=1e-3,
+                    epochs=epochs, batch_size=64, patience=patience, progress=False)
+    seconds = time.perf_counter() - start
+    solved = sf.evaluate(result.model, method, test, key=test_key)
+    one_step = sf.evaluate(result.model, sf.reference_prediction(method), test, key=test_key)
+    history = result.history
+    return {
+        "task": task, "variant": variant, "seed": seed,
+        "solved": solved, "one_step": one_step,
+        "best_epoch": result.best_epoch, "epochs_run": len(history),
+        "fit_seconds": seconds,
+        "seconds_per_epoch": sf._fit.seconds_per_epoch(history),
+        "train_converged_min": min(r["train_converged"] for r in history),
+        "val_converged_min": min(r["val_converged"] for r in history),
+        "train_steps_mean": float(np.mean([r["train_steps"] for r in history])),
+    }
+
+
+def summarise(records):
+    """Mean and std over seeds of the main figures, by task and variant."""
+    table = {}
+    for r in records:
+        table.setdefault(r["task"], {}).setdefault(r["variant"], []).append(r)
+    out = {}
+    for task, by_variant in table.items():
+        for variant, rs in by_variant.items():
+            def stat(get):
+                values = np.array([get(r) for r in rs])
+                return [float(values.mean()), float(values.std())]
+            out.setdefault(task, {})[variant] = {
+                "seeds": len(rs),
+                "jaccard": stat(lambda r: r["solved"]["jaccard"]),
+                "jaccard_one_step": stat(lambda r: r["one_step"]["jaccard"]),
+                "jaccard_threshold": stat(lambda r: r["solved"]["jaccard_threshold"]),
+                "jaccard_size": stat(lambda r: r["solved"]["jaccard_size"]),
+                "ece": stat(lambda r: r["solved"]["ece"]),
+                "brier": stat(lambda r: r["solved"]["brier"]),
+                "size_error": stat(lambda r: r["solved"]["size_error"]),
+                "max_deviation": stat(lambda r: r["solved"]["max_deviation"]),
+                "converged": stat(lambda r: r["solved"]["converged"]),
+                "train_converged_min": float(min(r["train_converged_min"] for r in rs)),
+                "seconds_per_epoch": stat(lambda r: r["seconds_per_epoch"]),
+            }
+    return out
+
+
+def markdown(summary) -> str:
+    """The summary as a Markdown table."""
+    lines = ["| task | variant | seeds | top-\\|S*\\| solved | one step from ½ | ψ > ½ | "
+             "top-round(Σψ) | ECE | \\|Σψ − \\|S*\\|\\| | max \\|ψ − ½\\| | converged "
+             "(test / worst train epoch) | s per epoch |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for task, by_variant in summary.items():
+        for variant in VARIANTS:
+            c = by_variant.get(variant)
+            if c is None:
+                continue
+            def pm(name, digits=2):
+                mean, std = c[name]
+                return f"{mean:.{digits}f} ± {std:.{digits}f}"
+            lines.append(
+                f"| {task} | {variant} | {c['seeds']} | {pm('jaccard')} | "
+                f"{pm('jaccard_one_step')} | {pm('jaccard_threshold')} | "
+                f"{pm('jaccard_size')} | {pm('ece', 3)} | {pm('size_error')} | "
+                f"{c['max_deviation'][0]:.3f} | {100 * c['converged'][0]:.1f} % / "
+                f"{100 * c['train_converged_min']:.1f} % | "
+                f"{c['seconds_per_epoch'][0]:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks interactions")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sets and one epoch (a smoke test)")
+    parser.add_argument("--tasks", default="substitutes,coverage,complements")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--train-sets", type=int, default=1000)
+    parser.add_argument("--val-sets", type=int, default=500)
+    parser.add_argument("--test-sets", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--patience", type=int, default=6)
+    args = parser.parse_args(argv)
+    tasks = [t for t in args.tasks.split(",") if t]
+    variants = [v for v in args.variants.split(",") if v]
+    for name, names, known in (("task", tasks, TASKS), ("variant", variants, VARIANTS)):
+        unknown = [x for x in names if x not in known]
+        if unknown:
+            raise SystemExit(f"unknown {name}(s) {unknown}; choose from {list(known)}")
+    sizes = dict(train_sets=args.train_sets, val_sets=args.val_sets,
+                 test_sets=args.test_sets, epochs=args.epochs, patience=args.patience)
+    if args.quick:
+        sizes = dict(train_sets=16, val_sets=16, test_sets=16, epochs=1, patience=1)
+    folder = RESULTS / ("interactions-quick" if args.quick else "interactions")
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for task in tasks:
+        for variant in variants:
+            for seed in range(1 if args.quick else args.seeds):
+                path = folder / f"{task}-{variant}-s{seed}.json"
+                if path.exists():
+                    record = json.loads(path.read_text())
+                    if record.get("sizes") == sizes:
+                        records.append(record)
+                        continue
+                record = {**run_one(task, variant, seed, **sizes), "sizes": sizes}
+                path.write_text(json.dumps(record, indent=1))
+                records.append(record)
+                s = record["solved"]
+                print(f"{task} {variant} s{seed}: solved {s['jaccard']:.2f}, one step "
+                      f"{record['one_step']['jaccard']:.2f}, psi>1/2 "
+                      f"{s['jaccard_threshold']:.2f}, ECE {s['ece']:.3f}, max|psi-1/2| "
+                      f"{s['max_deviation']:.3f}, converged {s['converged']:.3f} "
+                      f"({record['seconds_per_epoch']:.1f} s/epoch)", flush=True)
+    summary = summarise(records)
+    table = markdown(summary)
+    print(table)
+    save("interactions-quick" if args.quick else "interactions",
+         {"tasks": tasks, "variants": variants, "seeds": args.seeds, **sizes},
+         {"summary": summary, "markdown": table})
+
+
+if __name__ == "__main__":
+    main()
