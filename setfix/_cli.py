@@ -69,7 +69,8 @@ def _experiment_options(p, *, epochs, learning_rate=True):
     p.add_argument("--num-samples", type=_positive_int, default=d.num_samples,
                    help="Monte Carlo samples [%(default)s]")
     p.add_argument("--max-steps", type=_positive_int, default=d.max_steps,
-                   help="most solver steps per iDiffMF solve [%(default)s]")
+                   help="most solver steps per iDiffMF solve; with --scaling certified at "
+                   "least what its certificate needs (132 at omega 0.9) [%(default)s]")
     p.add_argument("--epochs", type=_positive_int, default=epochs,
                    help="most epochs [%(default)s]")
     p.add_argument("--patience", type=_positive_int, default=d.patience,

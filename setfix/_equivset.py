@@ -12,7 +12,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 from ._encoders import AbstractEncoder, item_encoder
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, split_set_function
-from ._losses import mean_field_nll
+from ._losses import check_neg_num, mean_field_nll
 from ._mean_field import _split
 from ._mean_field_steps import MeanFieldSteps
 from ._method import AbstractMethod
@@ -159,8 +159,10 @@ class EquiVSet(AbstractMethod):
     steps: int = 1
     num_samples: int = 5
     tau: float = 0.1
+    neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
 
     def __check_init__(self):
+        check_neg_num(self.neg_num)
         if self.mode not in ("ind", "copula"):
             raise ValueError(f"`mode` must be 'ind' or 'copula', got {self.mode!r}.")
         for name in ("steps", "num_samples"):
@@ -302,4 +304,6 @@ EquiVSet.__init__.__doc__ = """**Arguments:**
 - `steps`: mean-field steps from the recognition network's output (the reference: 1).
 - `num_samples`: relaxed samples per set in the ELBO.
 - `tau`: the temperature of the relaxed Bernoulli samples.
+- `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
+    (`None`: every non-member; default 1, as the published code).
 """

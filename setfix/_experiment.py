@@ -19,6 +19,7 @@ from ._equivset import AmortizedSetFunction, RecognitionNetwork
 from ._fit import evaluate, fit, seconds_per_epoch
 from ._method import AbstractMethod
 from ._methods import (
+    certified_max_steps,
     diffmf,
     equivset_copula,
     equivset_ind,
@@ -171,10 +172,14 @@ def build_scaling(config: Experiment):
 def build_method(config: Experiment) -> AbstractMethod:
     """The method named by `config.method`."""
     m = config.num_samples
+    scaling = build_scaling(config)
+    # A certified solve gets at least the steps its certificate needs (the default 20 is
+    # the published code's, for the norm scalings).
+    steps = certified_max_steps(scaling, 1e-5, config.max_steps)
     if config.method == "idiffmf":
-        return idiffmf(build_scaling(config), num_samples=m, max_steps=config.max_steps)
+        return idiffmf(scaling, num_samples=m, max_steps=steps)
     if config.method == "onestep":
-        return onestep(build_scaling(config), num_samples=m, max_steps=config.max_steps)
+        return onestep(scaling, num_samples=m, max_steps=steps)
     if config.method == "diffmf":
         return diffmf(num_samples=m)
     if config.method == "equivset_ind":

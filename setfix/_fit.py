@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import as_compute_dtype, SetDataset
-from ._losses import sample_negatives
+from ._losses import check_neg_num, sample_negatives
 from ._method import AbstractMethod
 from ._metrics import (
     brier_score,
@@ -30,6 +30,7 @@ from ._metrics import (
     predict_threshold,
     size_error,
 )
+from ._misc import Default
 from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction
 from ._sharding import DataParallel
@@ -204,7 +205,7 @@ def fit(
     batch_size: int = 128,
     epochs: int = 100,
     patience: int = 6,
-    neg_num: int | None = 1,
+    neg_num: int | None | Default = Default("method.neg_num"),
     inference: AbstractMethod | None = None,
     checkpoint: str | pathlib.Path | None = None,
     devices: Sequence[jax.Device] | None = None,
@@ -233,7 +234,9 @@ def fit(
     - `batch_size`: sets per step (the last incomplete batch is dropped in training).
     - `epochs`: the most epochs.
     - `patience`: stop after this many epochs without a better validation Jaccard.
-    - `neg_num`: negatives per member of $S^*$ in the loss (`None`: all non-members).
+    - `neg_num`: negatives per member of $S^*$ in the loss (`None`: all non-members;
+        default: the method's `neg_num`, 1 for the published methods, all with
+        [`setfix.CertifiedScaling`][] in [`setfix.idiffmf`][]).
     - `inference`: how $\\psi$ is inferred for validation (default: `method`), e.g.
         [`setfix.reference_prediction`][]`(method)`.
     - `checkpoint`: a file to save the state to after every epoch and to resume from
@@ -252,6 +255,9 @@ def fit(
                         ("patience", patience)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if isinstance(neg_num, Default):
+        neg_num = method.neg_num
+    check_neg_num(neg_num)
     if optimizer is None:
         optimizer = default_optimizer(learning_rate, weight_decay)
     parallel = DataParallel(devices)

@@ -2,7 +2,7 @@ r"""The pairwise energy of a smooth DeepSet: its exact multilinear extension and
 certified interaction bound (private).
 
 The readout of `DeepSet(smooth=True)` acts on pooled rows $e_i = (m_i, a_i, b_i)$ of
-one item score $m_i$ and two low-rank projections:
+one item score $m_i$, repulsive features $a_i$ and attractive features $b_i$:
 
 $$F(S) = \sum_{i \in S} m_i - \tfrac12 \Big\lVert \sum_{i \in S} a_i \Big\rVert^2
 + \tfrac12 \Big\lVert \sum_{i \in S} b_i \Big\rVert^2 .$$
@@ -18,11 +18,15 @@ $$\lVert H \rVert_2 \le \max\big(\lVert A \rVert_2^2 + \max_i \lVert b_i \rVert^
 \lVert B \rVert_2^2 + \max_i \lVert a_i \rVert^2\big).$$
 """
 
+import math
+
+import jax
 import jax.numpy as jnp
 
 
 # Squarings in `spectral_bound`: (tr M^p)^(1/p) with p = 2^5 = 32 exceeds the spectral
-# norm of a symmetric matrix of rank r by a factor of at most r^(1/32) (1.09 at r = 16).
+# norm of a symmetric matrix of rank r by a factor of at most r^(1/32) (1.15 at r = 80,
+# the width of the default repulsive features).
 _SQUARINGS = 5
 # Relative slack against rounding.
 _SLACK = 1e-6
@@ -47,21 +51,36 @@ def spectral_bound(matrix):
     return jnp.where(nonzero, (1 + _SLACK) * frobenius * trace ** (1 / 2**_SQUARINGS), 0)
 
 
-def split_rows(rows, rank):
-    """`(m, A, B)` from pooled rows `(..., 1 + 2 rank)`."""
-    return rows[..., 0], rows[..., 1:1 + rank], rows[..., 1 + rank:]
+def fourier_features(coordinates, features):
+    r"""Random Fourier features (Rahimi & Recht 2007) of the Gaussian kernel:
+    $z(c) = \sqrt{2/D} \cos(\Omega c + \beta)$ with $D$ = `features`, $\Omega$
+    standard normal and $\beta$ uniform in $[0, 2\pi)$, both drawn once from a fixed
+    key (a fixed basis, not parameters), so that $\mathbb E_{\Omega, \beta}\,
+    z(c)^\top z(c') = e^{-\lVert c - c' \rVert^2 / 2}$ and $\lVert z(c) \rVert^2
+    \le 2$. `coordinates` `(n, k)` -> `(n, features)`."""
+    dims = coordinates.shape[-1]
+    omega_key, phase_key = jax.random.split(jax.random.key(0))
+    omega = jax.random.normal(omega_key, (features, dims), coordinates.dtype)
+    phase = jax.random.uniform(phase_key, (features,), coordinates.dtype,
+                               maxval=2 * math.pi)
+    return math.sqrt(2 / features) * jnp.cos(coordinates @ omega.T + phase)
 
 
-def pairwise_value(pooled, rank):
-    """$F(S)$ from the pooled sum of the rows of $S$."""
-    m, a, b = split_rows(pooled, rank)
+def split_rows(rows, repulsive):
+    """`(m, A, B)` from pooled rows `(..., 1 + repulsive + attractive)`."""
+    return rows[..., 0], rows[..., 1:1 + repulsive], rows[..., 1 + repulsive:]
+
+
+def pairwise_value(pooled, repulsive):
+    """$F(S)$ from the pooled sum of the rows of $S$ (`repulsive`: the width of $a$)."""
+    m, a, b = split_rows(pooled, repulsive)
     return m - 0.5 * jnp.sum(a**2, axis=-1) + 0.5 * jnp.sum(b**2, axis=-1)
 
 
-def pairwise_multilinear(rows, psi, mask, rank):
+def pairwise_multilinear(rows, psi, mask, repulsive):
     r"""$\tilde F(\psi) = \mathbb E_{S \sim q(\psi)} F(S)$, exactly, for one set."""
     psi = jnp.where(mask, psi, 0)
-    m, a, b = split_rows(rows, rank)
+    m, a, b = split_rows(rows, repulsive)
     var = psi * (1 - psi)
 
     def second_moment(x):
@@ -70,11 +89,11 @@ def pairwise_multilinear(rows, psi, mask, rank):
     return jnp.dot(psi, m) - 0.5 * second_moment(a) + 0.5 * second_moment(b)
 
 
-def pairwise_interaction_bound(rows, mask, rank):
-    """The bound on $\\lVert H \\rVert_2$ above, per set (`rows` `(*batch, n, 1 + 2
-    rank)`)."""
+def pairwise_interaction_bound(rows, mask, repulsive):
+    """The bound on $\\lVert H \\rVert_2$ above, per set (`rows` `(*batch, n, 1 +
+    repulsive + attractive)`)."""
     rows = jnp.where(mask[..., None], rows, 0)
-    _, a, b = split_rows(rows, rank)
+    _, a, b = split_rows(rows, repulsive)
     parts = []
     for x in (a, b):
         gram = jnp.swapaxes(x, -1, -2) @ x  # (*batch, rank, rank)

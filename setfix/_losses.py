@@ -5,6 +5,13 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 
+def check_neg_num(neg_num) -> None:
+    """Raises unless `neg_num` is a positive integer or `None`."""
+    if neg_num is not None and (not isinstance(neg_num, int) or isinstance(neg_num, bool)
+                                or neg_num < 1):
+        raise ValueError(f"`neg_num` must be a positive integer or None, got {neg_num!r}.")
+
+
 def sample_negatives(
     key: PRNGKeyArray,
     target: Bool[Array, "*batch n"],
@@ -29,10 +36,9 @@ def sample_negatives(
             f"`target` of shape {target.shape} and `mask` of shape {mask.shape} must match."
         )
     candidates = mask & ~target
+    check_neg_num(neg_num)
     if neg_num is None:
         return candidates
-    if not isinstance(neg_num, int) or neg_num < 1:
-        raise ValueError(f"`neg_num` must be a positive integer or None, got {neg_num!r}.")
     scores = jax.random.uniform(key, target.shape)
     scores = jnp.where(candidates, scores, jnp.inf)
     ranks = jnp.argsort(jnp.argsort(scores, axis=-1), axis=-1)

@@ -11,6 +11,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._evaluator import _PooledReadout, _SubsetReadout, scale_energy, split_set_function
+from ._losses import check_neg_num
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
@@ -251,8 +252,10 @@ class MeanField(AbstractMethod):
     root_form: bool = eqx.field(default=False, kw_only=True)
     trace: bool = eqx.field(default=False, kw_only=True)
     estimate_omega: bool = eqx.field(default=False, kw_only=True)
+    neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
 
     def __check_init__(self):
+        check_neg_num(self.neg_num)
         if not isinstance(self.estimator, AbstractEstimator):
             raise TypeError(
                 "`estimator` must be a setfix estimator such as `setfix.MonteCarlo()`, "
@@ -407,4 +410,6 @@ MeanField.__init__.__doc__ = """**Arguments:**
 - `trace`: record the residual at every solver step (one extra map evaluation per step).
 - `estimate_omega`: estimate the local contraction factor at the solution (30 power
     iterations).
+- `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
+    (`None`: every non-member; default 1, as the published code).
 """

@@ -1,10 +1,12 @@
 """A fixed number of mean-field steps, differentiated by unrolling (DiffMF)."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
+from ._losses import check_neg_num
 from ._mean_field import _BatchMap, _initial, _prepare, _SetMap
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
@@ -33,8 +35,10 @@ class MeanFieldSteps(AbstractMethod):
     scaling: AbstractScaling = NoScaling()
     steps: int = 5
     initial: float = 0.5
+    neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
 
     def __check_init__(self):
+        check_neg_num(self.neg_num)
         if not isinstance(self.estimator, AbstractEstimator):
             raise TypeError(f"`estimator` must be a setfix estimator, got {self.estimator!r}.")
         if not isinstance(self.scaling, AbstractScaling):
@@ -103,5 +107,7 @@ MeanFieldSteps.__init__.__doc__ = """**Arguments:**
 - `scaling`: scaling of the gradient before the sigmoid (DiffMF: `setfix.NoScaling()`).
 - `steps`: the number $K$ of map applications.
 - `initial`: the initial value of $\\psi$ on every item (when no `psi0` is passed).
+- `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
+    (`None`: every non-member; default 1, as the published code).
 """
 

@@ -23,6 +23,14 @@ class AbstractMethod(eqx.Module):
     objectives (e.g. [`setfix.EquiVSet`][]) override `init_optimizer` and `update`.
     """
 
+    @property
+    def neg_num(self) -> int | None:
+        """Negatives per member of $S^*$ in the training loss that
+        [`setfix.fit`][] uses unless told otherwise (`None`: every non-member, the full
+        likelihood). 1 here, as in EquiVSet's and the published iDiffMF code; methods
+        with a `neg_num` field override it."""
+        return 1
+
     @abc.abstractmethod
     def solve(
         self,

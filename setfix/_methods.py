@@ -7,8 +7,39 @@ from ._adjoints import OneStep
 from ._equivset import EquiVSet
 from ._mean_field import MeanField
 from ._mean_field_steps import MeanFieldSteps
+from ._misc import Default
 from ._monte_carlo import MonteCarlo
-from ._scaling import AbstractScaling, NormScaling, NoScaling
+from ._scaling import AbstractScaling, CertifiedScaling, NormScaling, NoScaling
+from ._theory import iteration_bound
+
+
+_NEG_NUM = Default("None if scaling is certified else 1")
+
+
+_MAX_STEPS = Default("100, or more as certified")
+
+
+def certified_max_steps(scaling: AbstractScaling, tolerance: float, max_steps: int) -> int:
+    r"""`max_steps`, raised for a [`setfix.CertifiedScaling`][] to the iterations its
+    contraction needs to meet the solver's stopping rule: with $\omega$ certified, the
+    step $\lVert \psi_{k+1} - \psi_k \rVert_{\text{rms}} \le \omega^k \le$
+    `tolerance` after `iteration_bound(omega, tolerance, 1)` steps (132 at
+    $\omega = 0.9$, $10^{-5}$)."""
+    if isinstance(scaling, CertifiedScaling):
+        return max(max_steps, iteration_bound(scaling.omega, tolerance, 1))
+    return max_steps
+
+
+def _steps(max_steps, scaling, tolerance):
+    if isinstance(max_steps, Default):
+        return certified_max_steps(scaling, tolerance, 100)
+    return max_steps
+
+
+def _neg_num(neg_num, scaling):
+    if isinstance(neg_num, Default):
+        return None if isinstance(scaling, CertifiedScaling) else 1
+    return neg_num
 
 
 def idiffmf(
@@ -17,9 +48,10 @@ def idiffmf(
     num_samples: int = 5,
     hessian: str = "score",
     tolerance: float = 1e-5,
-    max_steps: int = 100,
+    max_steps: int | Default = _MAX_STEPS,
     solver: optx.AbstractFixedPointSolver | optx.AbstractRootFinder | None = None,
     linear_solver: lx.AbstractLinearSolver | None = None,
+    neg_num: int | None | Default = _NEG_NUM,
 ) -> MeanField:
     r"""iDiffMF (Özcan, Shi & Ioannidis 2025): solve the scaled fixed point to
     `tolerance` and differentiate it with the implicit function theorem, using the
@@ -38,15 +70,22 @@ def idiffmf(
     - `hessian`: the Hessian-JVP estimator of [`setfix.MonteCarlo`][].
     - `tolerance`: relative and absolute tolerance of the solve and of the adjoint.
     - `max_steps`: the most solver steps; slower solves are reported as not converged.
+        Default 100, or with a [`setfix.CertifiedScaling`][] the steps its certified
+        contraction needs, if more (132 at `omega=0.9`).
     - `solver`: the fixed-point solver (default `optx.FixedPointIteration`).
     - `linear_solver`: the adjoint's linear solver (default `lx.GMRES`).
+    - `neg_num`: negatives per member of $S^*$ in the training loss. Default: with a
+        [`setfix.CertifiedScaling`][], `None` (every non-member: the full likelihood,
+        so that $\psi$ learns to be a calibrated inclusion probability); with the
+        paper's scalings, 1 as the published code.
     """
     if solver is None:
         solver = optx.FixedPointIteration(rtol=tolerance, atol=tolerance)
     if linear_solver is None:
         linear_solver = lx.GMRES(rtol=tolerance, atol=tolerance)
     return MeanField(MonteCarlo(num_samples, hessian=hessian), scaling, solver,
-                     optx.ImplicitAdjoint(linear_solver), max_steps)
+                     optx.ImplicitAdjoint(linear_solver), _steps(max_steps, scaling, tolerance),
+                     neg_num=_neg_num(neg_num, scaling))
 
 
 def onestep(
@@ -54,7 +93,8 @@ def onestep(
     *,
     num_samples: int = 5,
     tolerance: float = 1e-5,
-    max_steps: int = 100,
+    max_steps: int | Default = _MAX_STEPS,
+    neg_num: int | None | Default = _NEG_NUM,
 ) -> MeanField:
     r"""The gradient the published iDiffMF code computes: solve to `tolerance`, then
     differentiate one map step at the solution, $\partial_\theta T(\psi^*)$ (the
@@ -64,7 +104,8 @@ def onestep(
     """
     return MeanField(MonteCarlo(num_samples, hessian="zero"), scaling,
                      optx.FixedPointIteration(rtol=tolerance, atol=tolerance),
-                     OneStep(1), max_steps)
+                     OneStep(1), _steps(max_steps, scaling, tolerance),
+                     neg_num=_neg_num(neg_num, scaling))
 
 
 def diffmf(
@@ -113,4 +154,4 @@ def reference_prediction(method: MeanField | MeanFieldSteps) -> MeanFieldSteps:
             "`method` must be a setfix.MeanField or setfix.MeanFieldSteps, got "
             f"{type(method).__name__}."
         )
-    return MeanFieldSteps(method.estimator, method.scaling, 1)
+    return MeanFieldSteps(method.estimator, method.scaling, 1, neg_num=method.neg_num)

@@ -10,6 +10,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._encoders import AbstractEncoder, item_encoder
 from ._interactions import (
+    fourier_features,
     pairwise_interaction_bound,
     pairwise_multilinear,
     pairwise_value,
@@ -140,16 +141,22 @@ class DeepSet(AbstractPooledSetFunction):
 
     With `smooth=True` it is instead a *pairwise* energy whose interactions are
     certified: the MLP (`width`, `depth`) scores each item, $m_i = \text{MLP}(\phi(v_i))$,
-    and two low-rank projections $a_i = P\phi(v_i)$, $b_i = Q\phi(v_i)$ make items
-    substitutes or complements,
+    and repulsive features $a_i$ and attractive features $b_i$ make items substitutes
+    or complements,
 
     $$F(S, V) = \sum_{i \in S} m_i - \tfrac12 \Big\lVert \sum_{i \in S} a_i
     \Big\rVert^2 + \tfrac12 \Big\lVert \sum_{i \in S} b_i \Big\rVert^2,$$
 
     a pooled function of the rows $(m_i, a_i, b_i)$: taking two items with similar $a$
-    costs $a_i^\top a_j$, two with similar $b$ gains $b_i^\top b_j$. Its multilinear
-    extension is known in closed form, so estimators compute $\nabla \tilde F$ and its
-    Hessian exactly (no sampling, at $O(n \cdot \text{rank})$ per step), and its
+    costs $a_i^\top a_j$, two with similar $b$ gains $b_i^\top b_j$. Here
+    $b_i = Q\phi(v_i)$ and $a_i = (P\phi(v_i),\; s\, z(C\phi(v_i)))$: a low-rank
+    term and a *local* one, $z$ the random Fourier features of a Gaussian kernel on
+    learned coordinates $C\phi(v_i)$ (`kernel_dims` of them), so that
+    $s^2 z_i^\top z_j \approx s^2 e^{-\lVert C\phi_i - C\phi_j \rVert^2/2}$ repels
+    near-duplicates without repelling everything (a low-rank Gram matrix cannot be
+    local). Its multilinear extension is known in closed form, so estimators compute
+    $\nabla \tilde F$ and its Hessian exactly (no sampling, at
+    $O(n \cdot (2\,\text{rank} + \text{kernel\_features}))$ per step), and its
     [`interaction_bound`][setfix.AbstractSetFunction.interaction_bound] is exact up to
     the triangle inequality, for [`setfix.CertifiedScaling`][]: a mean-field map that
     provably contracts while $\psi$ is free to approach 0 and 1.
@@ -158,7 +165,10 @@ class DeepSet(AbstractPooledSetFunction):
     phi: eqx.nn.Linear | AbstractEncoder
     rho: eqx.nn.MLP
     pairwise: Float[Array, "2*rank h"] | None
+    kernel: Float[Array, "kernel_dims h"] | None
+    kernel_scale: Float[Array, ""] | None
     smooth: bool = eqx.field(static=True)
+    kernel_features: int = eqx.field(static=True)
 
     def __init__(
         self,
@@ -170,6 +180,8 @@ class DeepSet(AbstractPooledSetFunction):
         depth: int = 2,
         smooth: bool = False,
         rank: int = 16,
+        kernel_features: int = 64,
+        kernel_dims: int = 4,
         key: PRNGKeyArray,
     ):
         if width < 1 or depth < 0:
@@ -179,7 +191,15 @@ class DeepSet(AbstractPooledSetFunction):
             )
         if not isinstance(rank, int) or rank < 1:
             raise ValueError(f"`rank` must be a positive integer, got {rank!r}.")
-        phi_key, rho_key, pair_key = jax.random.split(key, 3)
+        for name, value in (("kernel_features", kernel_features),
+                            ("kernel_dims", kernel_dims)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+        if (kernel_features == 0) != (kernel_dims == 0):
+            raise ValueError("`kernel_features` and `kernel_dims` must both be positive "
+                             "(a local kernel) or both 0 (none), got "
+                             f"{kernel_features} and {kernel_dims}.")
+        phi_key, rho_key, pair_key, kernel_key = jax.random.split(key, 4)
         self.phi, hidden = item_encoder(in_features, encoder, hidden, phi_key)
         self.rho = eqx.nn.MLP(
             hidden, "scalar", width, depth, activation=jax.nn.relu, key=rho_key
@@ -189,23 +209,43 @@ class DeepSet(AbstractPooledSetFunction):
         self.pairwise = (
             jax.random.normal(pair_key, (2 * rank, hidden)) * (0.1 / math.sqrt(hidden))
             if smooth else None)
+        # The local kernel starts at full strength (s = 1: near-duplicates repel by about
+        # 1) with coordinates of scale ~2.4 |phi| / sqrt(h): neither so wide that it
+        # repels everything nor so narrow that its gradient vanishes (measured on the
+        # substitutes task).
+        local = smooth and kernel_features > 0
+        self.kernel_features = kernel_features if local else 0
+        self.kernel = (jax.random.normal(kernel_key, (kernel_dims, hidden))
+                       * (2.4 / math.sqrt(hidden)) if local else None)
+        self.kernel_scale = jnp.array(1.0) if local else None
 
     @property
     def rank(self) -> int:
         """The rank of each pairwise term (0 unless `smooth`)."""
         return 0 if self.pairwise is None else self.pairwise.shape[0] // 2
 
+    @property
+    def _repulsive(self) -> int:
+        """The width of the repulsive features $a_i$."""
+        return self.rank + self.kernel_features
+
     def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n h"]:
         phi = jax.vmap(self.phi)(items)
         if self.pairwise is None:
             return phi
         scores = jax.vmap(self.rho)(phi)
-        return jnp.concatenate([scores[:, None], phi @ self.pairwise.T], axis=1)
+        low_rank = phi @ self.pairwise.T
+        parts = [scores[:, None], low_rank[:, :self.rank]]
+        if self.kernel is not None:
+            local = fourier_features(phi @ self.kernel.T, self.kernel_features)
+            parts.append(self.kernel_scale * local)
+        parts.append(low_rank[:, self.rank:])
+        return jnp.concatenate(parts, axis=1)
 
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
         if self.pairwise is None:
             return self.rho(pooled)
-        return pairwise_value(pooled, self.rank)
+        return pairwise_value(pooled, self._repulsive)
 
     @property
     def closed_form(self) -> bool:  # pyright: ignore
@@ -214,12 +254,12 @@ class DeepSet(AbstractPooledSetFunction):
     def multilinear(self, embedding, psi, mask):
         if self.pairwise is None:
             return super().multilinear(embedding, psi, mask)
-        return pairwise_multilinear(embedding, psi, mask, self.rank)
+        return pairwise_multilinear(embedding, psi, mask, self._repulsive)
 
     def interaction_bound(self, embedding, mask):
         if self.pairwise is None:
             return super().interaction_bound(embedding, mask)
-        return pairwise_interaction_bound(embedding, mask, self.rank)
+        return pairwise_interaction_bound(embedding, mask, self._repulsive)
 
     def folded(self) -> AbstractPooledSetFunction:
         """This DeepSet with the first linear layer of $\\rho$ folded into the item
@@ -245,7 +285,10 @@ DeepSet.__init__.__doc__ = r"""**Arguments:**
 - `depth`: the number of hidden layers of $\rho$ (of the item score's MLP).
 - `smooth`: the certified pairwise energy above instead of $\rho(\sum \phi)$.
 - `rank`: with `smooth=True`, the rank of the repulsive ($P$) and of the attractive
-    ($Q$) pairwise term.
+    ($Q$) low-rank term.
+- `kernel_features`, `kernel_dims`: with `smooth=True`, the number $D$ of random
+    Fourier features and of learned coordinates of the local repulsive kernel (both 0:
+    no local term, as in smooth DeepSets saved before the term existed).
 - `key`: a JAX PRNG key for the initialisation.
 """
 

@@ -210,6 +210,70 @@ def test_bad_input():
         sf.interaction_certificate(_smooth(0), items, scaling=sf.NormScaling())
     with pytest.raises(ValueError, match="rank"):
         sf.DeepSet(3, smooth=True, rank=0, key=jax.random.key(0))
+    for features, dims in ((-1, 4), (8, 0), (0, 2), (8, 1.5)):
+        with pytest.raises(ValueError, match="kernel_"):
+            sf.DeepSet(3, smooth=True, kernel_features=features, kernel_dims=dims,
+                       key=jax.random.key(0))
+    for neg_num in (0, -1, 1.0, True):
+        with pytest.raises(ValueError, match="neg_num"):
+            sf.idiffmf(neg_num=neg_num)
+        with pytest.raises(ValueError, match="neg_num"):
+            sf.MeanField(neg_num=neg_num)
+
+
+def test_fourier_features_approximate_the_gaussian_kernel():
+    """z(c)^T z(c') estimates exp(-|c - c'|^2 / 2) with D features: the error of each
+    pair is an average of D bounded terms (std <= 1 / sqrt(D) = 0.022 at D = 2048), so
+    0.1 over 45 pairs is a 4.5-sigma margin; |z|^2 <= 2 always."""
+    from setfix._interactions import fourier_features
+
+    c = jax.random.normal(jax.random.key(0), (10, 3), jnp.float64)
+    z = fourier_features(c, 2048)
+    want = np.exp(-0.5 * np.sum((c[:, None] - c[None]) ** 2, axis=-1))
+    got = np.asarray(z @ z.T)
+    off = ~np.eye(10, dtype=bool)
+    assert np.max(np.abs(got - want)[off]) < 0.1
+    assert np.all(np.sum(np.asarray(z) ** 2, axis=-1) <= 2 + 1e-12)
+
+
+def test_local_kernel_repels_near_duplicates_only():
+    """With the local term alone (P = Q = 0, m = 0), two copies of an item interact
+    by about -s^2 and two distant items hardly at all: F({i, j}) - F({i}) - F({j})."""
+    f = sf.DeepSet(2, hidden=2, width=4, smooth=True, rank=1, kernel_features=512,
+                   kernel_dims=2, key=jax.random.key(0))
+    f = eqx.tree_at(lambda g: (g.phi.weight, g.phi.bias, g.pairwise, g.kernel),
+                    f, (jnp.eye(2), jnp.zeros(2), jnp.zeros((2, 2)), 3 * jnp.eye(2)))
+    items = jnp.array([[0.0, 0.0], [0.01, 0.0], [2.0, 0.0]])
+
+    def interaction(i, j):
+        one = jnp.zeros(3)
+        return float(f(items, one.at[jnp.array([i, j])].set(1)) - f(items, one.at[i].set(1))
+                     - f(items, one.at[j].set(1)))
+
+    assert interaction(0, 1) < -0.85  # exp(-(3 * 0.01)^2 / 2) = 0.9996, up to sampling
+    assert abs(interaction(0, 2)) < 0.15  # exp(-18) ~ 0, up to sampling
+
+
+def test_certified_preset_trains_on_the_full_likelihood():
+    """`idiffmf(CertifiedScaling)` trains on every non-member (its psi are
+    probabilities); the paper's presets on one negative per member; `fit` takes the
+    method's choice unless told otherwise."""
+    assert sf.idiffmf(sf.CertifiedScaling()).neg_num is None
+    assert sf.onestep(sf.CertifiedScaling()).neg_num is None
+    assert sf.idiffmf().neg_num == 1 and sf.diffmf().neg_num == 1
+    assert sf.equivset_copula().neg_num == 1
+    assert sf.idiffmf(sf.CertifiedScaling(), neg_num=2).neg_num == 2
+    method = sf.idiffmf(sf.CertifiedScaling())
+    assert sf.reference_prediction(method).neg_num is None
+    train, val, _ = sf.datasets.substitutes(8, seed=2, num_clusters=3, cluster_size=2,
+                                            subset_size=2)
+    f = sf.DeepSet(4, hidden=4, width=4, smooth=True, rank=1, kernel_features=4,
+                   key=jax.random.key(0))
+    kw = dict(key=jax.random.key(1), learning_rate=1e-2, epochs=1, batch_size=4,
+              progress=False)
+    default = sf.fit(f, method, train, val, **kw).history[0]["loss"]
+    assert sf.fit(f, method, train, val, neg_num=None, **kw).history[0]["loss"] == default
+    assert sf.fit(f, method, train, val, neg_num=1, **kw).history[0]["loss"] < default
 
 
 def test_certified_training_contract():
