@@ -1,12 +1,16 @@
 """When the fixed point matters: the interaction tasks (substitutes, coverage,
-complements) and, for reference, Moons, with
+complements) and, for reference, Moons and Gaussian, with
 
 - `modular`: a per-item score (a DeepSet whose readout is linear, so F is modular and
   psi_i = sigmoid(w(v_i))): the best a modular ranking learns;
 - `norm`: today's default, `DeepSet` + `idiffmf()` (NormScaling, per set);
 - `certified`: `DeepSet(smooth=True)` + `idiffmf(CertifiedScaling(0.9))`;
 - `certified_onestep`: the same model and scaling trained with the one-step gradient
-  (`onestep(CertifiedScaling(0.9))`), to see what the implicit gradient buys.
+  (`onestep(CertifiedScaling(0.9))`), to see what the implicit gradient buys;
+- ablations: `norm_all` (the default with the full likelihood, all negatives, as the
+  certified method trains), `certified_neg1` (the certified method with the published
+  loss, one negative per member) and `certified_lowrank` (without the local kernel,
+  `kernel_features=0`).
 
 Every model is trained with `setfix.fit` (Adam, lr 1e-3, batch 64, early stopping on
 validation) and scored on the test split twice: at the solved fixed point and one map
@@ -16,10 +20,13 @@ converged fraction), plus the training cost.
 
     python -m benchmarks interactions [--quick] [--tasks substitutes,coverage]
         [--variants norm,certified] [--seeds 3] [--train-sets 1000] [--epochs 15]
+        [--collect]
 
 Each (task, variant, seed) is saved as it finishes in
 `benchmarks/results/interactions/<task>-<variant>-s<seed>.json`, and an existing file
-is not recomputed, so an interrupted run resumes; `interactions.json` gathers them.
+is not recomputed, so an interrupted run resumes; `interactions.json` gathers them
+(`--collect`: gather what is saved, run nothing) with a reliability plot,
+`interactions_reliability.png`.
 """
 
 import argparse
@@ -31,11 +38,12 @@ import numpy as np
 
 import setfix as sf
 
-from ._common import RESULTS, save
+from ._common import pyplot, RESULTS, save, save_figure
 
 
-TASKS = ("substitutes", "coverage", "complements", "moons")
-VARIANTS = ("modular", "norm", "certified", "certified_onestep")
+TASKS = ("substitutes", "coverage", "complements", "moons", "gaussian")
+VARIANTS = ("modular", "norm", "norm_all", "certified", "certified_onestep",
+            "certified_neg1", "certified_lowrank")
 
 
 def build(variant, d, key):
@@ -44,18 +52,22 @@ def build(variant, d, key):
     encoder = sf.MLPEncoder(d, 64, width=128, key=k1)
     if variant == "modular":
         return sf.DeepSet(encoder=encoder, depth=0, key=k2), sf.idiffmf(sf.NoScaling())
-    if variant == "norm":
-        return sf.DeepSet(encoder=encoder, width=256, key=k2), sf.idiffmf()
-    model = sf.DeepSet(encoder=encoder, width=256, smooth=True, key=k2)
+    if variant in ("norm", "norm_all"):
+        neg_num = None if variant == "norm_all" else 1
+        return sf.DeepSet(encoder=encoder, width=256, key=k2), sf.idiffmf(neg_num=neg_num)
+    local = {"kernel_features": 0, "kernel_dims": 0} if variant == "certified_lowrank" else {}
+    model = sf.DeepSet(encoder=encoder, width=256, smooth=True, key=k2, **local)
     scaling = sf.CertifiedScaling(omega=0.9)
-    if variant == "certified":
-        return model, sf.idiffmf(scaling)
-    return model, sf.onestep(scaling)
+    if variant == "certified_onestep":
+        return model, sf.onestep(scaling)
+    if variant == "certified_neg1":
+        return model, sf.idiffmf(scaling, neg_num=1)
+    return model, sf.idiffmf(scaling)
 
 
 def load(task, num_sets, seed):
-    if task == "moons":
-        train, val, test = sf.datasets.moons()
+    if task in ("moons", "gaussian"):
+        train, val, test = getattr(sf.datasets, task)()
     else:
         train, val, test = getattr(sf.datasets, task)(num_sets, seed=seed)
     return train, val, test
@@ -79,8 +91,15 @@ def run_one(task, variant, seed, *, train_sets, val_sets, test_sets, epochs, pat
     solved = sf.evaluate(result.model, method, test, key=test_key)
     one_step = sf.evaluate(result.model, sf.reference_prediction(method), test, key=test_key)
     history = result.history
+    bins = 0
+    for start in range(0, len(test), 250):
+        chunk = test[start:start + 250]
+        items, mask, target = (jax.numpy.asarray(x) for x in
+                               (chunk.items, chunk.mask, chunk.target))
+        sol = method(result.model, items, mask, key=jax.random.fold_in(test_key, start))
+        bins = bins + np.asarray(sf.calibration_bins(sol.psi, target, mask))
     return {
-        "task": task, "variant": variant, "seed": seed,
+        "task": task, "variant": variant, "seed": seed, "neg_num": method.neg_num,
         "solved": solved, "one_step": one_step,
         "best_epoch": result.best_epoch, "epochs_run": len(history),
         "fit_seconds": seconds,
@@ -88,6 +107,7 @@ def run_one(task, variant, seed, *, train_sets, val_sets, test_sets, epochs, pat
         "train_converged_min": min(r["train_converged"] for r in history),
         "val_converged_min": min(r["val_converged"] for r in history),
         "train_steps_mean": float(np.mean([r["train_steps"] for r in history])),
+        "calibration_bins": bins.tolist(),
     }
 
 
@@ -143,6 +163,35 @@ def markdown(summary) -> str:
     return "\n".join(lines)
 
 
+def reliability_plot(records, name):
+    """Reliability diagrams (mean psi against the fraction in S* per bin, the bins of
+    every seed pooled), one panel per task, one line per variant; `results/NAME.png`."""
+    plt = pyplot()
+    pooled = {}
+    for r in records:
+        if "calibration_bins" in r:
+            key = (r["task"], r["variant"])
+            pooled[key] = pooled.get(key, 0) + np.asarray(r["calibration_bins"])
+    tasks = sorted({task for task, _ in pooled})
+    if not tasks:
+        return None
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls=":")
+        for variant in VARIANTS:
+            bins = pooled.get((task, variant))
+            if bins is None:
+                continue
+            count, total_psi, positives = bins
+            used = count > 0
+            ax.plot(total_psi[used] / count[used], positives[used] / count[used], "o-",
+                    ms=3, label=variant)
+        ax.set(title=task, xlabel="mean ψ in bin", ylabel="fraction in S*",
+               xlim=(0, 1), ylim=(0, 1))
+    axes[0][0].legend(fontsize=8)
+    return save_figure(fig, name)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks interactions")
     parser.add_argument("--quick", action="store_true",
@@ -155,6 +204,8 @@ def main(argv=None):
     parser.add_argument("--test-sets", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--patience", type=int, default=6)
+    parser.add_argument("--collect", action="store_true",
+                        help="only gather the records already saved (run nothing)")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     variants = [v for v in args.variants.split(",") if v]
@@ -178,6 +229,8 @@ def main(argv=None):
                     if record.get("sizes") == sizes:
                         records.append(record)
                         continue
+                if args.collect:
+                    continue
                 record = {**run_one(task, variant, seed, **sizes), "sizes": sizes}
                 path.write_text(json.dumps(record, indent=1))
                 records.append(record)
@@ -190,6 +243,8 @@ def main(argv=None):
     summary = summarise(records)
     table = markdown(summary)
     print(table)
+    reliability_plot(records, "interactions-quick_reliability" if args.quick
+                     else "interactions_reliability")
     save("interactions-quick" if args.quick else "interactions",
          {"tasks": tasks, "variants": variants, "seeds": args.seeds, **sizes},
          {"summary": summary, "markdown": table})
