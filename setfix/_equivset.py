@@ -12,7 +12,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 from ._encoders import AbstractEncoder, item_encoder
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, split_set_function
-from ._losses import check_neg_num, mean_field_nll
+from ._losses import mean_field_nll
 from ._mean_field import _split
 from ._mean_field_steps import MeanFieldSteps
 from ._method import AbstractMethod
@@ -162,7 +162,6 @@ class EquiVSet(AbstractMethod):
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
 
     def __check_init__(self):
-        check_neg_num(self.neg_num)
         if self.mode not in ("ind", "copula"):
             raise ValueError(f"`mode` must be 'ind' or 'copula', got {self.mode!r}.")
         for name in ("steps", "num_samples"):

@@ -11,7 +11,6 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._evaluator import _PooledReadout, _SubsetReadout, scale_energy, split_set_function
-from ._losses import check_neg_num
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
@@ -255,7 +254,6 @@ class MeanField(AbstractMethod):
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
 
     def __check_init__(self):
-        check_neg_num(self.neg_num)
         if not isinstance(self.estimator, AbstractEstimator):
             raise TypeError(
                 "`estimator` must be a setfix estimator such as `setfix.MonteCarlo()`, "

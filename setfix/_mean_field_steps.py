@@ -6,7 +6,6 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._losses import check_neg_num
 from ._mean_field import _BatchMap, _initial, _prepare, _SetMap
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
@@ -38,7 +37,6 @@ class MeanFieldSteps(AbstractMethod):
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
 
     def __check_init__(self):
-        check_neg_num(self.neg_num)
         if not isinstance(self.estimator, AbstractEstimator):
             raise TypeError(f"`estimator` must be a setfix estimator, got {self.estimator!r}.")
         if not isinstance(self.scaling, AbstractScaling):

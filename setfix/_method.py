@@ -7,7 +7,7 @@ import equinox as eqx
 import optax
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from ._losses import mean_field_nll
+from ._losses import check_neg_num, mean_field_nll
 from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction
 from ._solution import mean_over_converged, MeanFieldSolution
@@ -30,6 +30,10 @@ class AbstractMethod(eqx.Module):
         likelihood). 1 here, as in EquiVSet's and the published iDiffMF code; methods
         with a `neg_num` field override it."""
         return 1
+
+    def __check_init__(self):
+        # Equinox runs this for every subclass too: one check of every method's field.
+        check_neg_num(self.neg_num)
 
     @abc.abstractmethod
     def solve(
