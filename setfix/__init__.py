@@ -26,6 +26,7 @@ from ._estimator import AbstractEstimator as AbstractEstimator
 from ._exact import Exact as Exact
 from ._fit import (
     default_optimizer as default_optimizer,
+    DivergenceError as DivergenceError,
     evaluate as evaluate,
     fit as fit,
     FitResult as FitResult,

@@ -9,6 +9,8 @@ import optimistix as optx
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array, Bool, Float, Int, PyTree, Scalar
 
+from ._validate import check_tolerances
+
 
 class _AndersonState(eqx.Module):
     iterates: Float[Array, "m dim"]  # past points y_k
@@ -46,6 +48,7 @@ class AndersonAcceleration(optx.AbstractFixedPointSolver):
     ridge: float = 1e-10
 
     def __check_init__(self):
+        check_tolerances(self, "solver")
         if not isinstance(self.history_length, int) or self.history_length < 1:
             raise ValueError(
                 f"`history_length` must be a positive integer, got {self.history_length!r}."

@@ -21,7 +21,7 @@ from ._experiment import (
     run,
     SCALINGS,
 )
-from ._fit import seconds_per_epoch
+from ._fit import DivergenceError, percent, seconds_per_epoch
 from .datasets import AMAZON_CATEGORIES
 
 
@@ -126,15 +126,19 @@ def _parser():
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train one model and report its test Jaccard")
     train.add_argument("--dataset", default="moons", help=f"{DATASET_HELP} [%(default)s]")
-    train.add_argument("--method", choices=METHODS, default="idiffmf")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--method", choices=METHODS, default="idiffmf",
+                       help="learning method [%(default)s]")
+    train.add_argument("--seed", type=int, default=0,
+                       help="seeds the model, the batches and the samples [%(default)s]")
     train.add_argument("--out", type=pathlib.Path, default=None,
                        help="run directory [runs/NAME]")
     _experiment_options(train, epochs=MAIN_JOB_EPOCHS)
 
     ev = sub.add_parser("evaluate", help="re-evaluate the best model of a run")
     ev.add_argument("run", type=pathlib.Path, help="run directory or its best.eqx")
-    ev.add_argument("--split", choices=("train", "val", "test"), default="test")
+    ev.add_argument("--split", choices=("train", "val", "test"), default="test",
+                    help="the split to score; val uses the best epoch's validation key, "
+                    "so it repeats the recorded best validation figure [%(default)s]")
 
     rep = sub.add_parser("reproduce", help="a grid of runs and a Table-1-style summary")
     rep.add_argument("--datasets", default="gaussian,moons",
@@ -150,7 +154,8 @@ def _parser():
     cv = sub.add_parser("crossval", help="the papers' protocol: k-fold cross-validation "
                         "of the learning rate on train + validation, then the test split")
     cv.add_argument("--dataset", default="moons", help=f"{DATASET_HELP} [%(default)s]")
-    cv.add_argument("--method", choices=METHODS, default="idiffmf")
+    cv.add_argument("--method", choices=METHODS, default="idiffmf",
+                    help="learning method [%(default)s]")
     cv.add_argument("--seed", type=int, default=0, help="keys the folds [%(default)s]")
     cv.add_argument("--lrs", type=_learning_rates, default=[1e-3, 1e-4],
                     help="comma-separated learning-rate grid [1e-3,1e-4]")
@@ -170,7 +175,8 @@ def _train(args):
     print(
         f"best epoch {results['best_epoch']} (val Jaccard "
         f"{results['best_val_jaccard']:.2f}), {results['seconds_per_epoch']:.1f} s per "
-        f"epoch; test solves converged: {100 * results['test_converged']:.1f}%"
+        f"epoch (median training time); test solves converged: "
+        f"{percent(results['test_converged'])}"
     )
     print(_extra_scores(results["test_scores"]))
     print(f"final test Jaccard: {results['test_jaccard']:.2f}")
@@ -324,13 +330,13 @@ def main(argv=None) -> None:
         elif args.command == "evaluate":
             scores = evaluate_run(args.run, args.split)
             print(f"{args.split} Jaccard: {scores['jaccard']:.2f} "
-                  f"(converged: {100 * scores['converged']:.1f}%)")
+                  f"(converged: {percent(scores['converged'])})")
             print(_extra_scores(scores))
         elif args.command == "crossval":
             _crossval(args)
         else:
             _reproduce(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError, DivergenceError) as error:
         raise SystemExit(f"setfix {args.command}: error: {error}") from None
 
 

@@ -78,6 +78,8 @@ class SetDataset(eqx.Module):
                     f"`items` must index rows of `pool` in [0, {len(pool)}), got "
                     f"{items.min()}..{items.max()}."
                 )
+        if len(items) == 0:
+            raise ValueError("`items` holds no sets: a dataset needs at least one set.")
         for arg, value in (("mask", mask), ("target", target)):
             if value.shape != items.shape[:2]:
                 raise ValueError(
@@ -101,6 +103,19 @@ class SetDataset(eqx.Module):
         elif not np.all(np.isfinite(items)):
             bad = int(np.argmax(~np.isfinite(items.reshape(len(items), -1)).all(axis=1)))
             raise ValueError(f"`items` of set {bad} contains NaN or infinite values.")
+        if not target.any():
+            raise ValueError(
+                "every set's `target` is empty: the oracle chose no items, so there is "
+                "nothing to learn or to score (the Jaccard index of two empty sets is "
+                "1 by convention)."
+            )
+
+    @property
+    def num_empty_targets(self) -> int:
+        """How many sets have an empty oracle subset $S^* = \\emptyset$. They carry no
+        positive example; [`setfix.evaluate`][] leaves them out of its Jaccard figures
+        (where any rule that predicts nothing would score 1) and counts them."""
+        return int(np.sum(~self.target.any(axis=1)))
 
     @property
     def feature_shape(self) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import SetDataset
 from ._encoders import CNNEncoder, MLPEncoder
 from ._equivset import AmortizedSetFunction, RecognitionNetwork
-from ._fit import evaluate, fit, seconds_per_epoch
+from ._fit import evaluate, fit, seconds_per_epoch, validation_key
 from ._method import AbstractMethod
 from ._methods import (
     certified_max_steps,
@@ -153,10 +153,13 @@ class Experiment:
 def differences(saved: dict[str, Any], config: Experiment) -> list[str]:
     """The fields in which a saved configuration (read as an `Experiment`, so that fields
     added since match at their defaults) differs from `config`, as
-    `"field: saved there, config's here"`."""
+    `"field: saved there, config's here"`. A larger `epochs` is no difference: it
+    extends the saved run."""
     values = Experiment.from_json(saved).to_json()
     return [f"{k}: {values[k]!r} there, {v!r} here"
-            for k, v in config.to_json().items() if values[k] != v]
+            for k, v in config.to_json().items()
+            # More epochs extend a run that stopped at its budget (`fit` resumes).
+            if values[k] != v and not (k == "epochs" and v > values[k])]
 
 
 def build_scaling(config: Experiment):
@@ -289,17 +292,26 @@ def run(
     checkpoint = None
     if out is not None:
         out = pathlib.Path(out)
-        out.mkdir(parents=True, exist_ok=True)
+        _make_run_directory(out)
         config_path = out / "config.json"
         if config_path.exists():
-            differ = differences(json.loads(config_path.read_text()), config)
+            differ = differences(read_config(config_path).to_json(), config)
             if differ:
                 raise ValueError(
                     f"`{out}` holds a run with a different configuration "
                     f"({'; '.join(differ)}); choose another output directory (or "
                     "delete it)."
                 )
-        config_path.write_text(json.dumps(config.to_json(), indent=1))
+        else:
+            files = sorted(p.name for p in out.iterdir() if p.name in RUN_FILES)
+            if files:
+                raise ValueError(
+                    f"`{out}` holds a run's files ({', '.join(files)}) but no "
+                    "`config.json`, so nothing says which configuration made them; "
+                    "choose another output directory, or delete those files to start "
+                    "afresh."
+                )
+        _write_json(config_path, config.to_json())
         checkpoint = out / "checkpoint.eqx"
     result = fit(model, method, train, val, key=fit_key,
                  learning_rate=config.learning_rate, weight_decay=config.weight_decay,
@@ -327,9 +339,53 @@ def run(
     }
     if out is not None:
         save_checkpoint(out / "best.eqx", result.model)
-        (out / "model.json").write_text(json.dumps(model_spec(train)))
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+        _write_json(out / "model.json", model_spec(train))
+        _write_json(out / "results.json", results)
     return results
+
+
+# What a run directory holds (besides `config.json`).
+RUN_FILES = ("checkpoint.eqx", "checkpoint.eqx.json", "best.eqx", "model.json",
+             "results.json")
+
+
+def _make_run_directory(out: pathlib.Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"the run directory `{out}` is an existing file, not a "
+                         "directory; choose another output directory.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".setfix-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to the run directory `{out}` "
+                         f"({type(error).__name__}: {error.strerror or error}).") from error
+
+
+def _write_json(path: pathlib.Path, values: Any) -> None:
+    """Writes JSON atomically, with an error naming the file when that fails."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(json.dumps(values, indent=1))
+        partial.replace(path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise ValueError(f"could not write `{path}` ({type(error).__name__}: "
+                         f"{error.strerror or error}).") from error
+
+
+def read_config(path: pathlib.Path) -> Experiment:
+    """The `Experiment` saved in a run's `config.json`, with an error naming the file
+    when it is not a valid configuration."""
+    try:
+        values = json.loads(path.read_text())
+        if not isinstance(values, dict):
+            raise TypeError(f"expected a JSON object, got {type(values).__name__}")
+        return Experiment.from_json(values)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as error:
+        raise ValueError(f"`{path}` is not a valid setfix configuration ({error}); "
+                         "restore it, or choose another output directory.") from error
 
 
 def load_run(path: str | pathlib.Path) -> tuple[Experiment, AbstractSetFunction]:
@@ -344,10 +400,7 @@ def load_run(path: str | pathlib.Path) -> tuple[Experiment, AbstractSetFunction]
         raise FileNotFoundError(
             f"`{config_path}` does not exist: `{path}` is not a setfix run directory."
         )
-    try:
-        config = Experiment.from_json(json.loads(config_path.read_text()))
-    except (json.JSONDecodeError, TypeError) as error:
-        raise ValueError(f"`{config_path}` is not a valid configuration: {error}") from error
+    config = read_config(config_path)
     try:
         spec = json.loads((directory / "model.json").read_text())
         shape = spec["feature_shape"] if "feature_shape" in spec else [spec["in_features"]]
@@ -361,11 +414,26 @@ def load_run(path: str | pathlib.Path) -> tuple[Experiment, AbstractSetFunction]
 
 
 def evaluate_run(path: str | pathlib.Path, split: str = "test") -> dict[str, float]:
-    """Re-evaluates the best model of a run on one split, with the run's test key."""
-    config, model = load_run(path)
+    """Re-evaluates the best model of a run on one split. The test and training splits
+    use the run's test key; the validation split uses the key `fit` validated the best
+    epoch with, so it repeats the recorded best validation figures."""
     names = ("train", "val", "test")
     if split not in names:
         raise ValueError(f"`split` must be one of {names}, got {split!r}.")
+    config, model = load_run(path)
     data = load_splits(config)[names.index(split)]
     method = build_inference(config, build_method(config))
-    return evaluate(model, method, data, key=_keys(config)[2])
+    key = _keys(config)[2]
+    if split == "val":
+        key = validation_key(_keys(config)[1], _best_epoch(path))
+    return evaluate(model, method, data, key=key)
+
+
+def _best_epoch(path: str | pathlib.Path) -> int:
+    path = pathlib.Path(path)
+    results = (path if path.is_dir() else path.parent) / "results.json"
+    try:
+        return int(json.loads(results.read_text())["best_epoch"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"`{results}` is missing or invalid: the run did not finish, "
+                         "so its best epoch is unknown.") from error

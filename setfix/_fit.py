@@ -1,7 +1,6 @@
 """Training a set function from oracle examples: `fit` and `evaluate`."""
 
 import functools
-import json
 import pathlib
 import time
 import warnings
@@ -16,7 +15,7 @@ import optax
 from jaxtyping import PRNGKeyArray
 from tqdm import tqdm
 
-from ._checkpoint import load_checkpoint, save_checkpoint
+from ._checkpoint import load_training_state, save_training_state
 from ._dataset import as_compute_dtype, SetDataset
 from ._losses import check_neg_num, sample_negatives
 from ._method import AbstractMethod
@@ -32,7 +31,7 @@ from ._metrics import (
 )
 from ._misc import Default
 from ._pooled_items import PooledItems
-from ._set_function import AbstractSetFunction
+from ._set_function import AbstractSetFunction, check_item_shape
 from ._sharding import DataParallel
 
 
@@ -64,7 +63,14 @@ def _unconverged(record: dict[str, Any]) -> str:
     train, val = record["train_converged"], record["val_converged"]
     if train == 1 and val == 1:
         return ""
-    return f"converged {train:.0%} / {val:.0%} (train / val)  "
+    return f"converged {percent(train)} / {percent(val)} (train / val)  "
+
+
+def percent(fraction: float) -> str:
+    """A fraction as a percentage with one decimal that never rounds up to 100 %:
+    0.9978 is `99.8%`, 0.99996 is `>99.9%`."""
+    text = f"{100 * fraction:.1f}%"
+    return ">99.9%" if fraction < 1 and text == "100.0%" else text
 
 
 def seconds_per_epoch(history: Sequence[dict[str, Any]]) -> float:
@@ -105,6 +111,7 @@ def _evaluate_batch(model, method, items, mask, target, key):
         "size_error": size_error(psi, target, mask),
         "max_deviation": jnp.max(jnp.where(mask, jnp.abs(psi - 0.5), 0), axis=-1),
         "converged": sol.converged,
+        "nonempty": jnp.any(target & mask, axis=-1),
     }
     return per_set, calibration_bins(psi, target, mask)
 
@@ -142,7 +149,10 @@ def evaluate(
     - `size_error`: the mean of $|\\sum_j \\psi_j - |S^*||$;
     - `max_deviation`: the largest $|\\psi_j - 1/2|$ seen (how far the mean field moved
         from the uniform distribution);
-    - `converged`: the fraction of sets whose solve converged.
+    - `converged`: the fraction of sets whose solve converged;
+    - `empty_targets`: how many sets have an empty $S^*$. The three Jaccard figures
+        leave them out (on them the top-$|S^*|$ rule predicts nothing and would score
+        100 whatever the model); the other figures include them.
 
     Sets whose solve did not converge count with their prediction (so the figures are
     honest about them) and are reported in `converged`. Deterministic for a given
@@ -172,24 +182,77 @@ def evaluate(
             per_set.setdefault(name, []).append(np.asarray(value))
         bins = bins + np.asarray(batch_bins, np.float64)
     values = {name: np.concatenate(parts) for name, parts in per_set.items()}
-    out = {name: 100 * float(np.mean(values[name]))
+    nonempty = values["nonempty"]  # a SetDataset has at least one
+    out = {name: 100 * float(np.mean(values[name][nonempty]))
            for name in ("jaccard", "jaccard_threshold", "jaccard_size")}
     out.update(brier=float(np.mean(values["brier"])),
                ece=float(expected_calibration_error(bins)),
                size_error=float(np.mean(values["size_error"])),
                max_deviation=float(np.max(values["max_deviation"])),
-               converged=float(np.mean(values["converged"])))
+               converged=float(np.mean(values["converged"])),
+               empty_targets=int(np.sum(~nonempty)))
     return out
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged: a step of [`setfix.fit`][] produced a non-finite loss or
+    non-finite parameters. `fit` raises it before that step's model can be evaluated,
+    kept as the best or checkpointed."""
+
+
+def _all_finite(tree) -> jax.Array:
+    leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
 @eqx.filter_jit
 def _train_step(model, opt_state, items, mask, target, key, method, optimizer, neg_num):
     """One optimiser step. Jitted once per (method, optimiser, neg_num, shapes): later
-    calls of `fit` with the same values, e.g. the folds of `cross_validate`, reuse it."""
+    calls of `fit` with the same values, e.g. the folds of `cross_validate`, reuse it.
+    Its statistics hold `finite`: whether the loss and the new parameters are finite."""
     solve_key, negative_key = jax.random.split(key)
     negatives = sample_negatives(negative_key, target, mask, neg_num)
-    return method.update(model, opt_state, items, mask, target, negatives, key=solve_key,
-                         optimizer=optimizer)
+    model, opt_state, stats = method.update(model, opt_state, items, mask, target,
+                                            negatives, key=solve_key, optimizer=optimizer)
+    stats = dict(stats, finite=_all_finite((stats["loss"], model)))
+    return model, opt_state, stats
+
+
+def _diverged(epoch: int, batch: int, cause: str, learning_rate) -> DivergenceError:
+    advice = (f"a lower learning rate than {learning_rate:g}" if learning_rate is not None
+              else "a lower learning rate")
+    return DivergenceError(
+        f"training diverged at epoch {epoch}, batch {batch + 1}: {cause}. Nothing from "
+        f"this epoch was kept (the best model and any checkpoint are from earlier "
+        f"epochs); try {advice}."
+    )
+
+
+def _runtime_message(error: Exception) -> str:
+    """The message of an `eqx.error_if` check that failed inside a jitted function, on
+    one line, without Equinox's stack and debugging advice."""
+    text = str(error)
+    marker = "EquinoxRuntimeError: "
+    if marker in text:
+        text = text[text.rindex(marker) + len(marker):]
+    text = text.split("\n\n")[0]
+    return " ".join(text.split()).rstrip(".")
+
+
+def _nonfinite_failure(error: Exception) -> bool:
+    """Whether a runtime error raised inside a training step is a check that met
+    non-finite values (Lineax's solve, setfix's psi checks): the sign of divergence."""
+    text = _runtime_message(error)
+    return "non-finite" in text or "NaN" in text
+
+
+def _epoch_keys(key, epoch):
+    return jax.random.split(jax.random.fold_in(key, epoch), 3)
+
+
+def validation_key(key: PRNGKeyArray, epoch: int) -> PRNGKeyArray:
+    """The key `fit(..., key=key)` validates epoch `epoch` (1-based) with."""
+    return _epoch_keys(key, epoch)[2]
 
 
 def fit(
@@ -216,7 +279,10 @@ def fit(
     at the solved fixed point, over the converged sets), one jitted step per batch,
     with early stopping on the validation Jaccard index.
 
-    Solves that did not converge are reported: each epoch's record holds the converged
+    A step whose loss or updated parameters are not finite stops training with a
+    [`setfix.DivergenceError`][] naming the epoch (that epoch's model is neither kept
+    nor checkpointed). Solves that did not converge are reported: each epoch's record
+    holds the converged
     fractions of training and validation, its progress line shows them when they are
     below 1, and a `RuntimeWarning` (once per call) says when fewer than half of an
     epoch's training solves converged.
@@ -240,7 +306,9 @@ def fit(
     - `inference`: how $\\psi$ is inferred for validation (default: `method`), e.g.
         [`setfix.reference_prediction`][]`(method)`.
     - `checkpoint`: a file to save the state to after every epoch and to resume from
-        if it exists (its history goes beside it as JSON).
+        if it exists. Its manifest `<checkpoint>.json` (the history and the
+        checkpoint's SHA-256) is written after it; resuming from a checkpoint that its
+        manifest does not vouch for is an error naming both files.
     - `devices`: the devices each batch is split over (default: all of `jax.devices()`;
         parameters are replicated).
     - `progress`: show a progress bar and a line per epoch.
@@ -255,11 +323,26 @@ def fit(
                         ("patience", patience)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if train.feature_shape != val.feature_shape:
+        raise ValueError(
+            f"`train` items have feature shape {train.feature_shape} but `val` items "
+            f"{val.feature_shape}; both splits must describe items the same way."
+        )
+    if not isinstance(model, AbstractSetFunction):
+        raise TypeError(f"`model` must be a setfix set function, got {type(model).__name__}.")
+    check_item_shape(model, train.feature_shape, np.float32)
+    for name, value in (("train", train), ("val", val)):
+        if value.num_empty_targets:
+            warnings.warn(
+                f"{value.num_empty_targets} of the {len(value)} sets of `{name}` have an "
+                "empty oracle subset S*: they add no positive term to the loss and the "
+                "Jaccard figures leave them out.", RuntimeWarning, stacklevel=2)
     if isinstance(neg_num, Default):
         neg_num = method.neg_num
     check_neg_num(neg_num)
+    rate = None  # the learning rate, when `fit` builds the optimiser
     if optimizer is None:
-        optimizer = default_optimizer(learning_rate, weight_decay)
+        optimizer, rate = default_optimizer(learning_rate, weight_decay), learning_rate
     parallel = DataParallel(devices)
     opt_state = method.init_optimizer(optimizer, model)
     # (model, optimiser state, best model, epochs done, best val Jaccard, bad epochs,
@@ -269,11 +352,14 @@ def fit(
     history: list[dict[str, Any]] = []
     if checkpoint is not None:
         checkpoint = pathlib.Path(checkpoint)
-        sidecar = checkpoint.with_name(checkpoint.name + ".json")
         if checkpoint.exists():
-            state = load_checkpoint(checkpoint, state)
-            if sidecar.exists():
-                history = json.loads(sidecar.read_text())["history"]
+            state, history = load_training_state(checkpoint, state)
+            if len(history) != int(state[3]):
+                raise ValueError(
+                    f"checkpoint `{checkpoint}` holds {int(state[3])} epochs but its "
+                    f"manifest `{checkpoint}.json` records {len(history)}; delete both "
+                    "files to start afresh."
+                )
     model, opt_state, best_model, done, best, bad, best_epoch = state
     warned = False
     done, best, bad, best_epoch = int(done), float(best), int(bad), int(best_epoch)
@@ -287,7 +373,7 @@ def fit(
         if bad >= patience:
             break
         start = time.perf_counter()
-        shuffle_key, train_key, val_key = jax.random.split(jax.random.fold_in(key, epoch), 3)
+        shuffle_key, train_key, val_key = _epoch_keys(key, epoch)
         seed = int(jax.random.randint(shuffle_key, (), 0, 2**31 - 1))
         batches = _device_batches(train, batch_size, parallel,
                                   rng=np.random.default_rng(seed), drop_last=drop_last)
@@ -295,11 +381,22 @@ def fit(
                    desc=f"epoch {epoch}", leave=False)
         totals: dict[str, list[float]] = {}
         for i, batch in enumerate(bar):
-            model, opt_state, stats = _train_step(
-                model, opt_state, *batch, jax.random.fold_in(train_key, i),
-                method, optimizer, neg_num)
+            try:
+                model, opt_state, stats = _train_step(
+                    model, opt_state, *batch, jax.random.fold_in(train_key, i),
+                    method, optimizer, neg_num)
+                stats = {name: float(value) for name, value in stats.items()}
+            except eqx.EquinoxRuntimeError as error:
+                if not _nonfinite_failure(error):
+                    raise
+                cause = _runtime_message(error)
+                raise _diverged(epoch, i, f"a check inside the step failed ({cause})",
+                                rate) from error
+            if not stats.pop("finite"):
+                raise _diverged(epoch, i, "the loss or the updated parameters are not "
+                                "finite", rate)
             for name, value in stats.items():
-                totals.setdefault(name, []).append(float(value))
+                totals.setdefault(name, []).append(value)
             bar.set_postfix(loss=f"{totals['loss'][-1]:.4f}",
                             steps=f"{totals['num_steps'][-1]:.1f}")
         train_seconds = time.perf_counter() - start
@@ -323,8 +420,10 @@ def fit(
             warnings.warn(
                 f"epoch {epoch}: only {record['train_converged']:.0%} of the training "
                 "solves converged; the loss (and its gradient) is taken over the "
-                "converged sets only. A contracting map needs a smaller scaling (e.g. a "
-                "smaller `ConstantScaling(c)`, or `NormScaling`), or more `max_steps`.",
+                "converged sets only. A contracting map needs a smaller scale of the "
+                "gradient: a larger `c` in `ConstantScaling(c)` (it divides by c), "
+                "`NormScaling`, or `CertifiedScaling` with `DeepSet(smooth=True)`, "
+                "whose contraction is certified; or more `max_steps`.",
                 RuntimeWarning, stacklevel=2)
             warned = True
         if record["val_jaccard"] > best:
@@ -332,10 +431,9 @@ def fit(
         else:
             bad += 1
         if checkpoint is not None:
-            save_checkpoint(checkpoint, (model, opt_state, best_model, jnp.array(epoch),
-                                         jnp.array(best), jnp.array(bad),
-                                         jnp.array(best_epoch)))
-            sidecar.write_text(json.dumps({"history": history}, indent=1))
+            save_training_state(checkpoint, (model, opt_state, best_model, jnp.array(epoch),
+                                             jnp.array(best), jnp.array(bad),
+                                             jnp.array(best_epoch)), history)
     return FitResult(best_model, history, best_epoch, best, resumed)
 
 

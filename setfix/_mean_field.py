@@ -16,11 +16,11 @@ from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
 from ._pooled_items import embed_items, gathered, PooledItems
 from ._scaling import AbstractScaling, NormScaling
-from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
+from ._set_function import AbstractPooledSetFunction, AbstractSetFunction, check_item_shape
 from ._solution import MeanFieldSolution
 from ._spectral import spectral_norm
 from ._trace import traced
-from ._validate import check_items_and_mask, check_psi
+from ._validate import check_items_and_mask, check_psi, check_tolerances
 
 
 class _AbstractMap(eqx.Module):
@@ -101,6 +101,14 @@ def _split(f, items, batched):
     return _SubsetReadout(f, items), embedding, _SubsetReadout(None, 0)  # pyright: ignore
 
 
+def _check_fits(f, items, mask):
+    """The per-item encoder of `f` accepts the items' features (else a clear error)."""
+    if isinstance(items, PooledItems):
+        check_item_shape(f, items.pool.shape[1:], items.pool.dtype)
+    else:
+        check_item_shape(f, items.shape[mask.ndim:], items.dtype)
+
+
 def _noise(estimator, key, mask):
     n = mask.shape[-1]
     if mask.ndim == 1:
@@ -110,6 +118,9 @@ def _noise(estimator, key, mask):
 
 
 def _initial(psi0, mask, dtype):
+    # At least JAX's default float: with `jax_enable_x64`, a float32 model solves in
+    # float64, as Optimistix's solver states are float64 there.
+    dtype = jnp.promote_types(dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
     if psi0 is None:
         psi0 = jnp.full(mask.shape, 0.5, dtype=dtype)
     else:
@@ -135,6 +146,7 @@ def _prepare(f, items, mask, estimator, key, scaling):
     if not isinstance(f, AbstractSetFunction):
         raise TypeError(f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}.")
     items, mask = check_items_and_mask(items, mask)
+    _check_fits(f, items, mask)
     key = _check_key(estimator, key)
     batched = mask.ndim == 2
     readout, embedding, axes = _split(f, items, batched)
@@ -167,6 +179,7 @@ def fixed_point_map(
     - `key`: the PRNG key of the estimator's samples (not needed by `Exact`).
     """
     items, mask = check_items_and_mask(items, mask)
+    _check_fits(f, items, mask)
     psi = check_psi(psi, mask.shape)
     key = _check_key(estimator, key)
     batched = mask.ndim == 2
@@ -270,6 +283,8 @@ class MeanField(AbstractMethod):
                 "`solver` must be an Optimistix fixed-point solver or root finder, such "
                 f"as `optx.FixedPointIteration(rtol, atol)`, got {self.solver!r}."
             )
+        check_tolerances(self.solver, "solver")
+        check_tolerances(getattr(self.adjoint, "linear_solver", None), "adjoint.linear_solver")
         if self.root_form and not isinstance(self.solver, optx.AbstractRootFinder):
             raise TypeError(
                 "`root_form=True` needs a root finder as `solver` (e.g. `optx.Newton`), "

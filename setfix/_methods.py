@@ -30,6 +30,11 @@ def certified_max_steps(scaling: AbstractScaling, tolerance: float, max_steps: i
     return max_steps
 
 
+def _check_tolerance(tolerance):
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < float("inf")):
+        raise ValueError(f"`tolerance` must be a positive number, got {tolerance!r}.")
+
+
 def _steps(max_steps, scaling, tolerance):
     if isinstance(max_steps, Default):
         return certified_max_steps(scaling, tolerance, 100)
@@ -79,6 +84,7 @@ def idiffmf(
         so that $\psi$ learns to be a calibrated inclusion probability); with the
         paper's scalings, 1 as the published code.
     """
+    _check_tolerance(tolerance)
     if solver is None:
         solver = optx.FixedPointIteration(rtol=tolerance, atol=tolerance)
     if linear_solver is None:
@@ -102,6 +108,7 @@ def onestep(
 
     **Arguments:** as [`setfix.idiffmf`][].
     """
+    _check_tolerance(tolerance)
     return MeanField(MonteCarlo(num_samples, hessian="zero"), scaling,
                      optx.FixedPointIteration(rtol=tolerance, atol=tolerance),
                      OneStep(1), _steps(max_steps, scaling, tolerance),

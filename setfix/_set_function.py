@@ -365,3 +365,31 @@ TableSetFunction.__init__.__doc__ = """**Arguments:**
 
 - `values`: the $2^n$ values $F(S)$, indexed by the bitmask of $S$ (item $i$ is bit $i$).
 """
+
+
+def _encoder_input(f: AbstractSetFunction) -> str | None:
+    """What the per-item encoder of `f` takes, when that can be read off it."""
+    phi = getattr(getattr(f, "set_function", f), "phi", None)
+    if isinstance(phi, eqx.nn.Linear):
+        return f"{phi.in_features} features per item"
+    mlp = getattr(phi, "mlp", None)
+    if isinstance(mlp, eqx.nn.MLP):
+        return f"{mlp.in_size} features per item"
+    return None
+
+
+def check_item_shape(f: AbstractSetFunction, shape: tuple[int, ...], dtype) -> None:
+    """Raises a `ValueError` naming both shapes when the per-item encoder of a pooled
+    set function `f` cannot take items of feature shape `shape` (checked by tracing its
+    `embed` on one abstract item, so nothing runs)."""
+    if not isinstance(f, AbstractPooledSetFunction):
+        return
+    try:
+        jax.eval_shape(f.embed, jax.ShapeDtypeStruct((1, *shape), dtype))
+    except (TypeError, ValueError) as error:
+        takes = _encoder_input(f)
+        expected = f" (its encoder takes {takes})" if takes else ""
+        raise ValueError(
+            f"the items have feature shape {tuple(shape)}, which the set function "
+            f"{type(f).__name__} does not accept{expected}: {error}"
+        ) from None

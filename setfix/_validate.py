@@ -1,6 +1,8 @@
 """Checks of user input (private). Shape checks are static; value checks use
 `eqx.error_if`, so they also work under `jit` and `vmap`."""
 
+import math
+
 import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array
@@ -62,7 +64,12 @@ def _array_items_and_mask(items, mask, allow_batch):
             f"`mask` must have shape {'(n,) or (batch, n)' if allow_batch else '(n,)'}, "
             f"got shape {mask.shape}."
         )
-    if items.ndim < mask.ndim + 1 or items.shape[: mask.ndim] != mask.shape:
+    if items.ndim <= mask.ndim:
+        raise ValueError(
+            f"`items` must hold one row of features per item, shape {expected}, got "
+            f"shape {items.shape} (for one feature per item use `items[..., None]`)."
+        )
+    if items.shape[: mask.ndim] != mask.shape:
         raise ValueError(
             f"`mask` must have shape (n,) or (batch, n) matching the leading axes of "
             f"`items` {items.shape}, got shape {mask.shape}."
@@ -100,3 +107,18 @@ def check_psi(psi, shape, name: str = "psi") -> Array:
         jnp.any((psi < 0) | (psi > 1) | jnp.isnan(psi)),
         f"`{name}` must lie in [0, 1] and contain no NaN.",
     )
+
+
+def check_tolerances(solver, name: str) -> None:
+    """Rejects a solver (Optimistix, Lineax or setfix) whose `rtol` or `atol` is
+    negative or not a number: such a solver would report convergence it never
+    reached, or never stop."""
+    for field in ("rtol", "atol"):
+        value = getattr(solver, field, None)
+        if value is None or not isinstance(value, (int, float)):
+            continue  # no such tolerance, or a traced value
+        if not (value >= 0 and math.isfinite(value)):
+            raise ValueError(
+                f"`{name}.{field}` must be a finite non-negative number, got {value!r} "
+                f"(in {type(solver).__name__})."
+            )

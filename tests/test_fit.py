@@ -185,7 +185,7 @@ def test_fit_reports_solves_that_did_not_converge(data, capsys):
     assert [r["train_converged"] for r in result.history] == [0.0, 0.0]
     lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("epoch")]
     assert len(lines) == 2
-    assert all("converged 0% / 0% (train / val)" in x for x in lines)
+    assert all("converged 0.0% / 0.0% (train / val)" in x for x in lines)
 
 
 def test_evaluate_reports_size_free_and_calibration_figures(data):
