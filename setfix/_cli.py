@@ -11,6 +11,7 @@ import numpy as np
 
 from ._cross_validation_run import run_cross_validation
 from ._experiment import (
+    COPULAS,
     DATASETS,
     ENCODERS,
     ENERGIES,
@@ -93,6 +94,9 @@ def _experiment_options(p, *, epochs, learning_rate=True):
     p.add_argument("--energy", choices=ENERGIES, default=d.energy,
                    help="the set function: the references' DeepSet, or a smooth DeepSet "
                    "with certified interactions [%(default)s]")
+    p.add_argument("--copula", choices=COPULAS, default=d.copula,
+                   help="EquiVSet_copula's noise: standardised before Phi, or as the "
+                   "published code [%(default)s]")
     p.add_argument("--root", type=pathlib.Path, default=None,
                    help="data directory (or BindingDB table) for datasets read from files")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -113,7 +117,7 @@ def _config(args, dataset, method, seed):
         weight_decay=args.weight_decay,
         batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
         test_sets=args.test_sets, prediction=args.prediction, encoder=args.encoder,
-        energy=args.energy,
+        energy=args.energy, copula=args.copula,
     )
 
 

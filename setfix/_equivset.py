@@ -146,9 +146,12 @@ class EquiVSet(AbstractMethod):
     updates $F_\theta$ on the mean-field negative log-likelihood (with its own optimiser
     state: the two are alternated, as in the reference). With `mode="ind"` the
     Bernoulli noise is independent (Gumbel / logistic); with `mode="copula"` it comes
-    from a Gaussian copula $g = \sigma \odot \epsilon + U \eta$, standardised per item
-    by $\sqrt{\sigma_i^2 + \lVert u_i \rVert^2}$ before $\Phi$ (the reference omits
-    the standardisation, so its uniforms are not uniform).
+    from a Gaussian copula $g = \sigma \odot \epsilon + U \eta$, by default
+    standardised per item by $\sqrt{\sigma_i^2 + \lVert u_i \rVert^2}$ before $\Phi$.
+    The published code omits the standardisation (`standardise=False`): its uniforms
+    are then not uniform, and an item enters a sample with probability
+    $\Phi\big(\Phi^{-1}(\mu_i) / \sqrt{\sigma_i^2 + \lVert u_i \rVert^2}\big)$ rather
+    than $\mu_i$.
 
     The model must be an [`setfix.AmortizedSetFunction`][]. After training, its
     `set_function` can also be solved to its fixed point with [`setfix.MeanField`][].
@@ -160,8 +163,11 @@ class EquiVSet(AbstractMethod):
     num_samples: int = 5
     tau: float = 0.1
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
+    standardise: bool = eqx.field(default=True, kw_only=True, static=True)
 
     def __check_init__(self):
+        if not isinstance(self.standardise, bool):
+            raise TypeError(f"`standardise` must be True or False, got {self.standardise!r}.")
         if self.mode not in ("ind", "copula"):
             raise ValueError(f"`mode` must be 'ind' or 'copula', got {self.mode!r}.")
         for name in ("steps", "num_samples"):
@@ -207,7 +213,7 @@ class EquiVSet(AbstractMethod):
         """`num_samples` relaxed subsets of one ground set from the recognition network:
         hard 0/1 values forward, the relaxed sample's gradient backward (straight
         through). As `tau` goes to 0, item $i$ is in a sample with probability
-        $\\mu_i$ in both modes (the copula's noise is standardised)."""
+        $\\mu_i$ in both modes when the copula's noise is standardised (the default)."""
         return self._relaxed_sample(model.recognition(items), mask, key)
 
     def _relaxed_sample(self, recognised, mask, key):
@@ -222,7 +228,8 @@ class EquiVSet(AbstractMethod):
             z = jax.random.normal(factor_key, (self.num_samples, factors.shape[-1]),
                                   mean.dtype)
             g = e * scale + z @ factors.T
-            g = g / jnp.sqrt(scale**2 + jnp.sum(factors**2, axis=-1))
+            if self.standardise:
+                g = g / jnp.sqrt(scale**2 + jnp.sum(factors**2, axis=-1))
             u = jnp.clip(jax.scipy.stats.norm.cdf(g), eps, 1 - eps)
         mu = jnp.clip(mean, 1e-6, 1 - 1e-6)
         prob = jax.nn.sigmoid((_logit(mu) + _logit(u)) / self.tau)
@@ -305,4 +312,7 @@ EquiVSet.__init__.__doc__ = """**Arguments:**
 - `tau`: the temperature of the relaxed Bernoulli samples.
 - `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
     (`None`: every non-member; default 1, as the published code).
+- `standardise`: with `mode="copula"`, divide the copula's $g_i$ by its standard
+    deviation before $\\Phi$ (default), so that item $i$ is sampled with probability
+    $\\mu_i$; `False` is the published code's noise.
 """

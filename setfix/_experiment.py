@@ -38,6 +38,7 @@ SCALINGS = ("fro", "nuc", "c", "none", "certified")
 PREDICTIONS = ("solve", "reference")
 ENCODERS = ("default", "mlp")
 ENERGIES = ("deepset", "smooth")
+COPULAS = ("standardised", "published")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,9 @@ class Experiment:
     or `mlp`, an MLP with one hidden layer of 512 ReLU units, for vector items;
     fingerprints have it by default and images refuse it), `energy` (`deepset`, the
     references' DeepSet, or `smooth`, `DeepSet(smooth=True)` whose interactions are
-    certified; `scaling="certified"` needs it).
+    certified; `scaling="certified"` needs it), `copula` (EquiVSet_copula's noise:
+    `standardised` before the normal CDF, or `published`, the original code's; other methods
+    ignore it).
     """
 
     dataset: str = "moons"
@@ -84,9 +87,13 @@ class Experiment:
     prediction: str = "solve"
     encoder: str = "default"
     energy: str = "deepset"
+    copula: str = "standardised"
 
     def __post_init__(self):
         _named.parse(self.dataset, self.root)
+        if self.method != "equivset_copula":
+            # The copula's noise means nothing to the other methods (as `root` above).
+            object.__setattr__(self, "copula", "standardised")
         if not _named.uses_root(self.dataset):
             # A root means nothing to a dataset made in memory; storing one would make
             # `run(out=...)` refuse to resume a run started with another root.
@@ -94,7 +101,7 @@ class Experiment:
         for name, options in (("method", METHODS),
                               ("scaling", SCALINGS), ("over", ("set", "batch")),
                               ("prediction", PREDICTIONS), ("encoder", ENCODERS),
-                              ("energy", ENERGIES)):
+                              ("energy", ENERGIES), ("copula", COPULAS)):
             if getattr(self, name) not in options:
                 raise ValueError(
                     f"unknown {name} {getattr(self, name)!r}; expected one of "
@@ -136,6 +143,8 @@ class Experiment:
             parts.append(self.encoder)
         if self.energy != "deepset":
             parts.append(self.energy)
+        if self.copula != "standardised":
+            parts.append(self.copula)
         return "-".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -187,7 +196,7 @@ def build_method(config: Experiment) -> AbstractMethod:
         return diffmf(num_samples=m)
     if config.method == "equivset_ind":
         return equivset_ind(num_samples=m)
-    return equivset_copula(num_samples=m)
+    return equivset_copula(num_samples=m, standardise=config.copula == "standardised")
 
 
 def build_inference(config: Experiment, method: AbstractMethod) -> AbstractMethod:

@@ -199,6 +199,13 @@ class DivergenceError(RuntimeError):
     non-finite parameters. `fit` raises it before that step's model can be evaluated,
     kept as the best or checkpointed."""
 
+    def __init__(self, message: str):
+        """**Arguments:**
+
+        - `message`: where training diverged (epoch, batch), the cause, and what to try.
+        """
+        super().__init__(message)
+
 
 def _all_finite(tree) -> jax.Array:
     leaves = jax.tree.leaves(eqx.filter(tree, eqx.is_inexact_array))

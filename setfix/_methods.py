@@ -143,13 +143,18 @@ def equivset_ind(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
     return EquiVSet("ind", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau)
 
 
-def equivset_copula(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
+def equivset_copula(
+    *, num_samples: int = 5, tau: float = 0.1, standardise: bool = True
+) -> EquiVSet:
     r"""EquiVSet$_{copula}$ (Ou et al. 2022): as [`setfix.equivset_ind`][] with
-    Gaussian-copula samples (standardised before $\Phi$).
+    Gaussian-copula samples.
 
-    **Arguments:** `num_samples` (Monte Carlo and ELBO samples), `tau` (temperature).
+    **Arguments:** `num_samples` (Monte Carlo and ELBO samples), `tau` (temperature),
+    `standardise` (divide the copula's noise by its standard deviation before $\Phi$,
+    so that samples follow $\mu$; `False` is the published code's noise).
     """
-    return EquiVSet("copula", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau)
+    return EquiVSet("copula", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau,
+                    standardise=standardise)
 
 
 def reference_prediction(method: MeanField | MeanFieldSteps) -> MeanFieldSteps:

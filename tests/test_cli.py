@@ -153,3 +153,17 @@ def test_train_certified_on_an_interaction_task(tmp_path, capsys):
     with pytest.raises(SystemExit, match="energy"):
         main(["train", *TINY, "--dataset", "substitutes", "--scaling", "certified",
               "--out", str(tmp_path / "bad")])
+
+
+def test_the_copula_option_builds_the_published_noise():
+    """`--copula published` reaches EquiVSet as `standardise=False`, labels its runs,
+    and means nothing to the other methods."""
+    from setfix._experiment import build_method, Experiment
+
+    published = Experiment(method="equivset_copula", copula="published")
+    assert published.label == "equivset_copula-published"
+    assert not build_method(published).standardise
+    assert build_method(Experiment(method="equivset_copula")).standardise
+    assert Experiment(method="diffmf", copula="published").copula == "standardised"
+    with pytest.raises(ValueError, match="unknown copula 'raw'"):
+        Experiment(method="equivset_copula", copula="raw")

@@ -97,6 +97,34 @@ def test_equivset_samples_have_the_recognition_marginals(mode):
     assert np.all(np.abs(freq - mu[:5]) < 5 * se + 1e-3), (freq, mu)
 
 
+def test_equivset_published_copula_has_its_published_marginals():
+    """`standardise=False` is the published noise: item i is sampled with probability
+    Phi(Phi^-1(mu_i) / sqrt(sigma_i^2 + |u_i|^2)), not mu_i (4000 samples, 5 standard
+    errors); the preset keeps the standardised noise unless told."""
+    mu = jnp.array([0.1, 0.3, 0.5, 0.7, 0.9, 0.95])
+    scale, factors = jnp.full(6, 2.0), jnp.full((6, 2), 0.5)  # noise std 2.12, not 1
+    mask = jnp.ones(6, bool)
+    method = sf.EquiVSet("copula", num_samples=4000, tau=1e-4, standardise=False)
+    samples = method._relaxed_sample((mu, scale, factors), mask, jax.random.key(4))
+    spread = np.sqrt(scale**2 + np.sum(factors**2, axis=-1))
+    expected = scipy_norm_cdf(scipy_norm_ppf(mu) / spread)
+    se = np.sqrt(expected * (1 - expected) / 4000)
+    assert np.all(np.abs(samples.mean(0) - expected) < 5 * se + 1e-3)
+    assert np.max(np.abs(expected - mu)) > 0.05  # the case tells the two apart
+    assert sf.equivset_copula().standardise
+    assert not sf.equivset_copula(standardise=False).standardise
+    with pytest.raises(TypeError, match="standardise"):
+        sf.EquiVSet("copula", standardise="no")
+
+
+def scipy_norm_cdf(x):
+    return np.asarray(jax.scipy.stats.norm.cdf(x))
+
+
+def scipy_norm_ppf(p):
+    return np.asarray(jax.scipy.stats.norm.ppf(p))
+
+
 def test_equivset_elbo_matches_the_exact_multilinear_value():
     """Independent samples at small temperature: the ELBO's energy term is the
     multilinear extension at mu (checked by enumeration), plus the entropy."""
