@@ -13,10 +13,12 @@ from ._cross_validation_run import run_cross_validation
 from ._experiment import (
     COPULAS,
     DATASETS,
+    DRAWS,
     ENCODERS,
     ENERGIES,
     evaluate_run,
     Experiment,
+    FEATURES,
     METHODS,
     PREDICTIONS,
     run,
@@ -80,9 +82,12 @@ def _experiment_options(p, *, epochs, learning_rate=True):
         p.add_argument("--lr", type=_positive_float, default=d.learning_rate,
                        help="Adam learning rate [%(default)s]")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay,
-                   help="AdamW weight decay [%(default)s]")
+                   help="L2 weight decay, as torch.optim.Adam's [%(default)s]")
     p.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
                    help="sets per step [%(default)s]")
+    p.add_argument("--drop-last", action="store_true",
+                   help="drop each epoch's last incomplete training batch [kept, as the "
+                   "published code]")
     for split in ("train", "val", "test"):
         p.add_argument(f"--{split}-sets", type=_positive_int, default=None,
                        help=f"use the first N {split} sets [all]")
@@ -95,8 +100,14 @@ def _experiment_options(p, *, epochs, learning_rate=True):
                    help="the set function: the references' DeepSet, or a smooth DeepSet "
                    "with certified interactions [%(default)s]")
     p.add_argument("--copula", choices=COPULAS, default=d.copula,
-                   help="EquiVSet_copula's noise: standardised before Phi, or as the "
-                   "published code [%(default)s]")
+                   help="EquiVSet_copula's noise: as the published code, or standardised "
+                   "before Phi [%(default)s]")
+    p.add_argument("--draws", choices=DRAWS, default=d.draws,
+                   help="DiffMF's samples: fresh for every item and step as the published "
+                   "code, or shared by all [%(default)s]")
+    p.add_argument("--features", choices=FEATURES, default=d.features,
+                   help="Amazon item features: from the item names, or the vectors of "
+                   "EquiVSet's <category>.pickle beside <category>.csv [%(default)s]")
     p.add_argument("--root", type=pathlib.Path, default=None,
                    help="data directory (or BindingDB table) for datasets read from files")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -117,7 +128,8 @@ def _config(args, dataset, method, seed):
         weight_decay=args.weight_decay,
         batch_size=args.batch_size, train_sets=args.train_sets, val_sets=args.val_sets,
         test_sets=args.test_sets, prediction=args.prediction, encoder=args.encoder,
-        energy=args.energy, copula=args.copula,
+        energy=args.energy, copula=args.copula, draws=args.draws,
+        features=args.features, drop_last=args.drop_last,
     )
 
 

@@ -44,11 +44,11 @@ def run_cross_validation(
     progress: bool = True,
 ) -> dict[str, Any]:
     """[`setfix.cross_validate`][] on the configuration's train + validation splits,
-    tested on its test split, with its model, method, epochs, patience, batch size and
-    weight decay; `config.learning_rate` is ignored and `config.seed` keys the folds.
-    With `out`, the folds are resumable (see `cross_validate`), `out/protocol.json`
-    records the configuration (a directory of another configuration is refused) and
-    `out/results.json` the results."""
+    tested on its test split, with its model, method, epochs, patience, batch size,
+    weight decay and last-batch rule; `config.learning_rate` is ignored and
+    `config.seed` keys the folds. With `out`, the folds are resumable (see
+    `cross_validate`), `out/protocol.json` records the configuration (a directory of
+    another configuration is refused) and `out/results.json` the results."""
     start = time.perf_counter()
     train, val, test = load_splits(config)
     data = concatenate(train, val)
@@ -71,7 +71,7 @@ def run_cross_validation(
         make_model, method, data, test, key=jax.random.key(config.seed),
         learning_rates=tuple(learning_rates), folds=folds, out=out,
         epochs=config.epochs, patience=config.patience,
-        weight_decay=config.weight_decay,
+        weight_decay=config.weight_decay, drop_last=config.drop_last,
         batch_size=min(config.batch_size, len(data) - -(-len(data) // folds)),
         inference=inference, progress=progress,
     )

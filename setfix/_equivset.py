@@ -146,12 +146,13 @@ class EquiVSet(AbstractMethod):
     updates $F_\theta$ on the mean-field negative log-likelihood (with its own optimiser
     state: the two are alternated, as in the reference). With `mode="ind"` the
     Bernoulli noise is independent (Gumbel / logistic); with `mode="copula"` it comes
-    from a Gaussian copula $g = \sigma \odot \epsilon + U \eta$, by default
-    standardised per item by $\sqrt{\sigma_i^2 + \lVert u_i \rVert^2}$ before $\Phi$.
-    The published code omits the standardisation (`standardise=False`): its uniforms
-    are then not uniform, and an item enters a sample with probability
+    from a Gaussian copula $g = \sigma \odot \epsilon + U \eta$ passed through $\Phi$
+    as the published code does (the default): its uniforms are then not uniform, and an
+    item enters a sample with probability
     $\Phi\big(\Phi^{-1}(\mu_i) / \sqrt{\sigma_i^2 + \lVert u_i \rVert^2}\big)$ rather
-    than $\mu_i$.
+    than $\mu_i$; the recognition network learns to shrink the noise, so that a sample
+    is close to thresholding $\mu$ at ½. `standardise=True` divides $g_i$ by
+    $\sqrt{\sigma_i^2 + \lVert u_i \rVert^2}$ first, so that samples follow $\mu$.
 
     The model must be an [`setfix.AmortizedSetFunction`][]. After training, its
     `set_function` can also be solved to its fixed point with [`setfix.MeanField`][].
@@ -163,7 +164,7 @@ class EquiVSet(AbstractMethod):
     num_samples: int = 5
     tau: float = 0.1
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
-    standardise: bool = eqx.field(default=True, kw_only=True, static=True)
+    standardise: bool = eqx.field(default=False, kw_only=True, static=True)
 
     def __check_init__(self):
         if not isinstance(self.standardise, bool):
@@ -213,7 +214,8 @@ class EquiVSet(AbstractMethod):
         """`num_samples` relaxed subsets of one ground set from the recognition network:
         hard 0/1 values forward, the relaxed sample's gradient backward (straight
         through). As `tau` goes to 0, item $i$ is in a sample with probability
-        $\\mu_i$ in both modes when the copula's noise is standardised (the default)."""
+        $\\mu_i$ in both modes when the copula's noise is standardised
+        (`standardise=True`)."""
         return self._relaxed_sample(model.recognition(items), mask, key)
 
     def _relaxed_sample(self, recognised, mask, key):
@@ -313,6 +315,6 @@ EquiVSet.__init__.__doc__ = """**Arguments:**
 - `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
     (`None`: every non-member; default 1, as the published code).
 - `standardise`: with `mode="copula"`, divide the copula's $g_i$ by its standard
-    deviation before $\\Phi$ (default), so that item $i$ is sampled with probability
-    $\\mu_i$; `False` is the published code's noise.
+    deviation before $\\Phi$, so that item $i$ is sampled with probability $\\mu_i$
+    (default `False`: the published code's noise).
 """

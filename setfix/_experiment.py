@@ -38,7 +38,12 @@ SCALINGS = ("fro", "nuc", "c", "none", "certified")
 PREDICTIONS = ("solve", "reference")
 ENCODERS = ("default", "mlp")
 ENERGIES = ("deepset", "smooth")
-COPULAS = ("standardised", "published")
+COPULAS = ("published", "standardised")
+DRAWS = ("fresh", "shared")
+FEATURES = ("names", "pickle")
+# Fields added after runs were first saved, with the behaviour those runs had where it
+# differs from the field's default: a saved configuration without the field meant this.
+LEGACY = {"copula": "standardised", "draws": "shared", "drop_last": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,8 +58,10 @@ class Experiment:
     `batch`), `omega` (of `CertifiedScaling`, for `scaling="certified"`),
     `num_samples`, `max_steps` (of the iDiffMF and one-step solves, 20 as in
     the reference code; a set still moving after them is reported as not converged),
-    `seed`, `epochs`, `patience`, `learning_rate`, `weight_decay`, `batch_size`,
-    `train_sets`, `val_sets`, `test_sets` (the first this many sets of each split;
+    `seed`, `epochs`, `patience`, `learning_rate`, `weight_decay` (an L2 penalty, see
+    `setfix.default_optimizer`), `batch_size`, `drop_last` (drop each epoch's last
+    incomplete training batch), `train_sets`, `val_sets`, `test_sets` (the first this
+    many sets of each split;
     `None`: all), `prediction` (`solve` the fixed point, or the `reference` one step
     from 0.5), `encoder` (the per-item map φ: `default`, the references' choice for the
     item type, a linear map for vectors, an MLP for fingerprints and a CNN for images;
@@ -62,8 +69,17 @@ class Experiment:
     fingerprints have it by default and images refuse it), `energy` (`deepset`, the
     references' DeepSet, or `smooth`, `DeepSet(smooth=True)` whose interactions are
     certified; `scaling="certified"` needs it), `copula` (EquiVSet_copula's noise:
-    `standardised` before the normal CDF, or `published`, the original code's; other methods
-    ignore it).
+    `published`, the original code's, or `standardised` before the normal CDF; other
+    methods ignore it), `draws` (DiffMF's samples: `fresh` for every item and step as
+    the original code, or `shared` by all of them; other methods ignore it),
+    `features` (Amazon item features: `names`, derived from the public item names, or
+    `pickle`, the vectors of EquiVSet's `<category>.pickle`; other datasets ignore it).
+
+    The training defaults are those of the published code (patience 7 in setfix's
+    sense, which stops after 7 epochs without a better validation score as its
+    `num_bad_epochs=6` does; weight decay 1e-5; the last incomplete batch kept).
+    A saved configuration that lacks a field added since reads as the behaviour its run
+    had (`LEGACY`).
     """
 
     dataset: str = "moons"
@@ -77,23 +93,33 @@ class Experiment:
     max_steps: int = 20
     seed: int = 0
     epochs: int = 100
-    patience: int = 6
+    patience: int = 7
     learning_rate: float = 1e-4
-    weight_decay: float = 0.0
+    weight_decay: float = 1e-5
     batch_size: int = 128
+    drop_last: bool = False
     train_sets: int | None = None
     val_sets: int | None = None
     test_sets: int | None = None
     prediction: str = "solve"
     encoder: str = "default"
     energy: str = "deepset"
-    copula: str = "standardised"
+    copula: str = "published"
+    draws: str = "fresh"
+    features: str = "names"
 
     def __post_init__(self):
         _named.parse(self.dataset, self.root)
+        # Options that mean nothing to the method or dataset are kept at their defaults,
+        # so that equal runs have equal configurations (as `root` below).
         if self.method != "equivset_copula":
-            # The copula's noise means nothing to the other methods (as `root` above).
-            object.__setattr__(self, "copula", "standardised")
+            object.__setattr__(self, "copula", "published")
+        if self.method != "diffmf":
+            object.__setattr__(self, "draws", "fresh")
+        if not self.dataset.startswith("amazon"):
+            object.__setattr__(self, "features", "names")
+        if not isinstance(self.drop_last, bool):
+            raise TypeError(f"`drop_last` must be True or False, got {self.drop_last!r}.")
         if not _named.uses_root(self.dataset):
             # A root means nothing to a dataset made in memory; storing one would make
             # `run(out=...)` refuse to resume a run started with another root.
@@ -101,7 +127,8 @@ class Experiment:
         for name, options in (("method", METHODS),
                               ("scaling", SCALINGS), ("over", ("set", "batch")),
                               ("prediction", PREDICTIONS), ("encoder", ENCODERS),
-                              ("energy", ENERGIES), ("copula", COPULAS)):
+                              ("energy", ENERGIES), ("copula", COPULAS),
+                              ("draws", DRAWS), ("features", FEATURES)):
             if getattr(self, name) not in options:
                 raise ValueError(
                     f"unknown {name} {getattr(self, name)!r}; expected one of "
@@ -134,8 +161,9 @@ class Experiment:
 
     @property
     def label(self) -> str:
-        """The method, its scaling and a non-default encoder, e.g. `idiffmf-fro`,
-        `idiffmf-nuc-batch` or `diffmf-mlp`."""
+        """The method, its scaling and its non-default options, e.g. `idiffmf-fro`,
+        `idiffmf-nuc-batch`, `diffmf-mlp`, `diffmf-shared` or
+        `equivset_copula-standardised`."""
         parts = [self.method]
         if self.method in ("idiffmf", "onestep"):
             parts.append(self.scaling + ("-batch" if self.over == "batch" else ""))
@@ -143,8 +171,12 @@ class Experiment:
             parts.append(self.encoder)
         if self.energy != "deepset":
             parts.append(self.energy)
-        if self.copula != "standardised":
+        if self.copula != "published":
             parts.append(self.copula)
+        if self.draws != "fresh":
+            parts.append(self.draws)
+        if self.features != "names":
+            parts.append(self.features)
         return "-".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -156,7 +188,7 @@ class Experiment:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown configuration fields {sorted(unknown)}.")
-        return cls(**values)
+        return cls(**{**LEGACY, **values})
 
 
 def differences(saved: dict[str, Any], config: Experiment) -> list[str]:
@@ -193,7 +225,7 @@ def build_method(config: Experiment) -> AbstractMethod:
     if config.method == "onestep":
         return onestep(scaling, num_samples=m, max_steps=steps)
     if config.method == "diffmf":
-        return diffmf(num_samples=m)
+        return diffmf(num_samples=m, shared_draws=config.draws == "shared")
     if config.method == "equivset_ind":
         return equivset_ind(num_samples=m)
     return equivset_copula(num_samples=m, standardise=config.copula == "standardised")
@@ -273,7 +305,7 @@ def model_spec(data: SetDataset) -> dict[str, Any]:
 
 
 def load_splits(config: Experiment) -> tuple[SetDataset, SetDataset, SetDataset]:
-    train, val, test = _named.load(config.dataset, config.root)
+    train, val, test = _named.load(config.dataset, config.root, features=config.features)
     return (train[: config.train_sets], val[: config.val_sets], test[: config.test_sets])
 
 
@@ -325,7 +357,8 @@ def run(
     result = fit(model, method, train, val, key=fit_key,
                  learning_rate=config.learning_rate, weight_decay=config.weight_decay,
                  batch_size=min(config.batch_size, len(train)), epochs=config.epochs,
-                 patience=config.patience, inference=inference, checkpoint=checkpoint,
+                 patience=config.patience, drop_last=config.drop_last,
+                 inference=inference, checkpoint=checkpoint,
                  progress=progress)
     scores = evaluate(result.model, inference, test, key=test_key)
     history = result.history

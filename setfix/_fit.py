@@ -275,6 +275,7 @@ def fit(
     batch_size: int = 128,
     epochs: int = 100,
     patience: int = 6,
+    drop_last: bool = True,
     neg_num: int | None | Default = Default("method.neg_num"),
     inference: AbstractMethod | None = None,
     checkpoint: str | pathlib.Path | None = None,
@@ -302,9 +303,12 @@ def fit(
     - `key`: PRNG key; epoch `e` splits `fold_in(key, e)` into keys for shuffling,
         training and validation, so a resumed run repeats an uninterrupted one.
     - `optimizer`: an Optax transformation. Default: clip the global norm to 10, then
-        Adam with `learning_rate` (AdamW when `weight_decay > 0`), as the references.
+        Adam with `learning_rate` and the L2 penalty `weight_decay`, as the references
+        (see [`setfix.default_optimizer`][]).
     - `learning_rate`, `weight_decay`: of the default optimiser.
-    - `batch_size`: sets per step (the last incomplete batch is dropped in training).
+    - `batch_size`: sets per step.
+    - `drop_last`: drop the last incomplete training batch of each epoch (when there
+        is a complete one); `False` trains on it too, as the published code.
     - `epochs`: the most epochs.
     - `patience`: stop after this many epochs without a better validation Jaccard.
     - `neg_num`: negatives per member of $S^*$ in the loss (`None`: all non-members;
@@ -375,7 +379,9 @@ def fit(
         best = history[best_epoch - 1]["val_jaccard"]  # full precision (JSON)
     model, opt_state = parallel.replicate((model, opt_state))
 
-    drop_last = len(train) >= batch_size
+    if not isinstance(drop_last, bool):
+        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
+    drop_last = drop_last and len(train) >= batch_size
     for epoch in range(done + 1, epochs + 1):
         if bad >= patience:
             break
@@ -384,7 +390,8 @@ def fit(
         seed = int(jax.random.randint(shuffle_key, (), 0, 2**31 - 1))
         batches = _device_batches(train, batch_size, parallel,
                                   rng=np.random.default_rng(seed), drop_last=drop_last)
-        bar = tqdm(batches, total=len(train) // batch_size or 1, disable=not progress,
+        num_batches = len(train) // batch_size if drop_last else -(-len(train) // batch_size)
+        bar = tqdm(batches, total=num_batches, disable=not progress,
                    desc=f"epoch {epoch}", leave=False)
         totals: dict[str, list[float]] = {}
         for i, batch in enumerate(bar):
@@ -447,8 +454,14 @@ def fit(
 def default_optimizer(
     learning_rate: float = 1e-4, weight_decay: float = 0.0, clip: float = 10.0
 ) -> optax.GradientTransformation:
-    """The references' optimiser: clip the global gradient norm to `clip`, then Adam
-    with `learning_rate` (AdamW with decoupled `weight_decay` when it is positive)."""
+    r"""The references' optimiser: clip the global gradient norm to `clip`, then Adam
+    with `learning_rate` and an L2 penalty `weight_decay` added to the gradient before
+    Adam's scaling, as `torch.optim.Adam(weight_decay=...)` in the published code
+    (not AdamW's decoupled decay).
+
+    The published training loops mean to clip every step, but theirs clips only the
+    first (the parameter generator they pass is spent after one use); setfix clips
+    every step. `clip=float("inf")` turns clipping off."""
     for name, value in (("learning_rate", learning_rate), ("clip", clip)):
         if not (isinstance(value, (int, float)) and value > 0):
             raise ValueError(f"`{name}` must be a positive number, got {value!r}.")
@@ -461,9 +474,10 @@ def default_optimizer(
 def _optimizer(learning_rate, weight_decay, clip):
     # One object per setting: jitted training steps are cached on the optimiser's
     # identity, so equal settings share their compiled step.
-    adam = (optax.adamw(learning_rate, weight_decay=weight_decay) if weight_decay > 0
-            else optax.adam(learning_rate))
-    return optax.chain(optax.clip_by_global_norm(clip), adam)
+    steps = [optax.clip_by_global_norm(clip)] if clip < float("inf") else []
+    if weight_decay > 0:
+        steps.append(optax.add_decayed_weights(weight_decay))
+    return optax.chain(*steps, optax.adam(learning_rate))
 
 
 FitResult.__init__.__doc__ = """**Arguments:** the attributes, in order (made by

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._mean_field import _BatchMap, _initial, _prepare, _SetMap
+from ._mean_field import _BatchMap, _initial, _noise, _prepare, _SetMap
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
@@ -35,8 +35,11 @@ class MeanFieldSteps(AbstractMethod):
     steps: int = 5
     initial: float = 0.5
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
+    redraw: bool = eqx.field(default=False, kw_only=True, static=True)
 
     def __check_init__(self):
+        if not isinstance(self.redraw, bool):
+            raise TypeError(f"`redraw` must be True or False, got {self.redraw!r}.")
         if not isinstance(self.estimator, AbstractEstimator):
             raise TypeError(f"`estimator` must be a setfix estimator, got {self.estimator!r}.")
         if not isinstance(self.scaling, AbstractScaling):
@@ -61,7 +64,8 @@ class MeanFieldSteps(AbstractMethod):
         - `items`: item features, `(n, d)` for one set or `(b, n, d)` for a batch, or
             their rows of a shared table as [`setfix.PooledItems`][].
         - `mask`: boolean, false for padded items (`None`: all items are real).
-        - `key`: the PRNG key of the estimator's samples (common to all $K$ steps).
+        - `key`: the PRNG key of the estimator's samples (common to all $K$ steps;
+            with `redraw`, step $k$ draws with `jax.random.fold_in(key, k)`).
         - `psi0`: the initial point (default `initial` on every real item).
 
         **Returns:** a [`setfix.MeanFieldSolution`][] holding $\\psi_K$.
@@ -76,9 +80,14 @@ class MeanFieldSteps(AbstractMethod):
         fn = _BatchMap(self.estimator, self.scaling, axes) if batched else _SetMap(
             self.estimator, self.scaling
         )
-        psi = jax.lax.scan(
-            lambda p, _: (fn.fixed_point(p, args), None), psi, length=self.steps
-        )[0]
+        if self.redraw:
+            def step(p, k):
+                fresh = _noise(self.estimator, jax.random.fold_in(key, k), mask)
+                return fn.fixed_point(p, (readout, embedding, mask, fresh)), None
+        else:
+            def step(p, k):
+                return fn.fixed_point(p, args), None
+        psi = jax.lax.scan(step, psi, jnp.arange(self.steps))[0]
         res = jnp.max(jnp.abs(fn.residual(*stop_gradient_tree((psi, args)))), axis=-1)
         return MeanFieldSolution(
             psi=psi,
@@ -107,5 +116,8 @@ MeanFieldSteps.__init__.__doc__ = """**Arguments:**
 - `initial`: the initial value of $\\psi$ on every item (when no `psi0` is passed).
 - `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
     (`None`: every non-member; default 1, as the published code).
+- `redraw`: draw the estimator's samples afresh at every step, as the published
+    DiffMF code, instead of holding them fixed across the $K$ steps (the default, so
+    that the $K$ steps iterate one deterministic map).
 """
 

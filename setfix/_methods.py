@@ -120,17 +120,27 @@ def diffmf(
     *,
     num_samples: int = 5,
     scaling: AbstractScaling = NoScaling(),
+    shared_draws: bool = False,
 ) -> MeanFieldSteps:
     r"""DiffMF (Ou et al. 2022): `steps` unscaled mean-field steps from $\psi = 0.5$,
     differentiated by unrolling.
+
+    As the published code, every step draws fresh subsets, and every item's marginal
+    gain has subsets of its own (`MonteCarlo(per_coordinate=True)` and
+    `MeanFieldSteps(redraw=True)`). `shared_draws=True` is setfix's cheaper variant:
+    one set of $m$ subsets shared by all items and all steps.
 
     **Arguments:**
 
     - `steps`: the number $K$ of steps (the paper: 5).
     - `num_samples`: Monte Carlo samples per gradient estimate.
     - `scaling`: the scaling of the gradient (DiffMF: none).
+    - `shared_draws`: share the sampled subsets across items and steps.
     """
-    return MeanFieldSteps(MonteCarlo(num_samples, hessian="zero"), scaling, steps)
+    if not isinstance(shared_draws, bool):
+        raise TypeError(f"`shared_draws` must be True or False, got {shared_draws!r}.")
+    estimator = MonteCarlo(num_samples, hessian="zero", per_coordinate=not shared_draws)
+    return MeanFieldSteps(estimator, scaling, steps, redraw=not shared_draws)
 
 
 def equivset_ind(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
@@ -144,14 +154,14 @@ def equivset_ind(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
 
 
 def equivset_copula(
-    *, num_samples: int = 5, tau: float = 0.1, standardise: bool = True
+    *, num_samples: int = 5, tau: float = 0.1, standardise: bool = False
 ) -> EquiVSet:
     r"""EquiVSet$_{copula}$ (Ou et al. 2022): as [`setfix.equivset_ind`][] with
     Gaussian-copula samples.
 
     **Arguments:** `num_samples` (Monte Carlo and ELBO samples), `tau` (temperature),
     `standardise` (divide the copula's noise by its standard deviation before $\Phi$,
-    so that samples follow $\mu$; `False` is the published code's noise).
+    so that samples follow $\mu$; default `False`, the published code's noise).
     """
     return EquiVSet("copula", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau,
                     standardise=standardise)

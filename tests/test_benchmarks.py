@@ -58,8 +58,10 @@ def test_reference_step_iterates_to_its_budget_and_learns():
 
 
 def _run_record(dataset, method, seed, jaccard, seconds):
+    # As setfix saved configurations before `copula`, `draws` and `drop_last` existed:
+    # they read as standardised noise, shared draws and the last batch dropped.
     config = {"dataset": dataset, "method": method, "seed": seed, "root": "data",
-              "learning_rate": 1e-3}
+              "learning_rate": 1e-3, "patience": 6, "weight_decay": 0.0}
     return {"config": config, "name": f"{dataset}-{method}-s{seed}",
             "test_jaccard": jaccard, "epochs_run": 3, "seconds_per_epoch": seconds,
             "history": [{"train_seconds": seconds}] * 3}
@@ -76,7 +78,7 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(real_data, "RECORDS", tmp_path)
     monkeypatch.setattr(real_data, "EARLIER", tmp_path / "earlier.json")
     earlier = [
-        {"dataset": "amazon:toys", "label": "diffmf", "mean": 51.0, "std": 1.0,
+        {"dataset": "amazon:toys", "label": "diffmf-shared", "mean": 51.0, "std": 1.0,
          "runs": 2, "seconds_per_epoch": 40.0, "scores": [50.0, 52.0]},
         {"dataset": "amazon:toys", "label": "idiffmf-fro", "mean": 64.0, "std": 0.5,
          "runs": 5, "seconds_per_epoch": 8.0},
@@ -97,15 +99,15 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
     assert len(copied) == 2
     assert len(skipped) == 1 and "learning_rate: 0.0001 there, 0.001 here" in skipped[0]
     found = real_data.cells()
-    merged = found["amazon:toys", "diffmf"]
+    merged = found["amazon:toys", "diffmf-shared"]
     assert merged["runs"] == 3 and merged["scores"] == [50.0, 52.0, 54.0]
     assert merged["mean"] == pytest.approx(52.0)
     assert merged["std"] == pytest.approx(np.std([50.0, 52.0, 54.0]))
     assert merged["seconds_per_epoch"] == 20.0  # the recorded run's own timing
-    assert found["amazon:toys", "equivset_copula"]["mean"] == 57.0
+    assert found["amazon:toys", "equivset_copula-standardised"]["mean"] == 57.0
     row = real_data.table().splitlines()[2]
     assert row.startswith("| amazon:toys | 64.00 ± 0.50 (5, 8.0 s) | 52.00 ± 1.63 (3, 20 s)")
-    assert row.endswith("| 61.47 | 67.62 |")
+    assert row.endswith("| 57.00 (1, 21 s) |  | 61.47 | 67.62 |")
     # A cell whose seeds' scores were not kept cannot take more runs.
     (tmp_path / "extra.json").write_text(
         json.dumps(_run_record("amazon:toys", "idiffmf", 5, 63.0, 8.0)))
@@ -122,7 +124,7 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
     twice = _run_record("amazon:toys", "diffmf", 2, 55.0, 20.0)
     twice["name"] = "copy"
     (tmp_path / "twice.json").write_text(json.dumps(twice))
-    with pytest.raises(ValueError, match="are both the amazon:toys diffmf run of seed 2"):
+    with pytest.raises(ValueError, match="are both the amazon:toys diffmf-shared run of seed 2"):
         real_data.cells()
 
 

@@ -155,15 +155,62 @@ def test_train_certified_on_an_interaction_task(tmp_path, capsys):
               "--out", str(tmp_path / "bad")])
 
 
-def test_the_copula_option_builds_the_published_noise():
-    """`--copula published` reaches EquiVSet as `standardise=False`, labels its runs,
-    and means nothing to the other methods."""
+def test_the_method_options_build_the_published_baselines():
+    """By default EquiVSet_copula has the published noise and DiffMF fresh draws per
+    item and step; `--copula standardised` and `--draws shared` are labelled variants,
+    and each option means nothing to the other methods."""
     from setfix._experiment import build_method, Experiment
 
-    published = Experiment(method="equivset_copula", copula="published")
-    assert published.label == "equivset_copula-published"
-    assert not build_method(published).standardise
-    assert build_method(Experiment(method="equivset_copula")).standardise
-    assert Experiment(method="diffmf", copula="published").copula == "standardised"
+    default = Experiment(method="equivset_copula")
+    assert default.label == "equivset_copula" and not build_method(default).standardise
+    standard = Experiment(method="equivset_copula", copula="standardised")
+    assert standard.label == "equivset_copula-standardised"
+    assert build_method(standard).standardise
+    assert Experiment(method="diffmf", copula="standardised").copula == "published"
     with pytest.raises(ValueError, match="unknown copula 'raw'"):
         Experiment(method="equivset_copula", copula="raw")
+
+    fresh = build_method(Experiment(method="diffmf"))
+    assert fresh.redraw and fresh.estimator.per_coordinate
+    shared = Experiment(method="diffmf", draws="shared")
+    assert shared.label == "diffmf-shared"
+    assert not build_method(shared).redraw
+    assert not build_method(shared).estimator.per_coordinate
+    assert Experiment(method="idiffmf", draws="shared").draws == "fresh"
+    with pytest.raises(ValueError, match="unknown draws 'some'"):
+        Experiment(method="diffmf", draws="some")
+
+
+def test_saved_configurations_keep_the_behaviour_of_their_runs():
+    """A config.json written before `copula`, `draws` and `drop_last` existed describes
+    a run with standardised copula noise, shared DiffMF draws and the last batch
+    dropped; its explicit patience and weight decay stay as saved. The new defaults
+    are the published code's."""
+    from setfix._experiment import Experiment
+
+    fields = Experiment().to_json()
+    old = {k: v for k, v in fields.items() if k not in ("copula", "draws", "drop_last")}
+    for method, label in (("equivset_copula", "equivset_copula-standardised"),
+                          ("diffmf", "diffmf-shared"), ("idiffmf", "idiffmf-fro")):
+        config = Experiment.from_json({**old, "method": method, "patience": 6,
+                                       "weight_decay": 0.0})
+        assert config.label == label and config.drop_last
+        assert (config.patience, config.weight_decay) == (6, 0.0)
+    new = Experiment()
+    assert (new.patience, new.weight_decay, new.drop_last) == (7, 1e-5, False)
+    assert Experiment.from_json(new.to_json()) == new
+
+
+def test_cli_options_reach_the_configuration(tmp_path):
+    """`--draws`, `--copula`, `--features` and `--drop-last` are parsed into the
+    configuration (`--features` for Amazon data only)."""
+    from setfix._cli import _config, _parser
+
+    args = _parser().parse_args(["train", "--dataset", "amazon:media", "--root",
+                                 str(tmp_path), "--features", "pickle", "--drop-last",
+                                 "--method", "diffmf", "--draws", "shared"])
+    config = _config(args, args.dataset, args.method, args.seed)
+    assert (config.features, config.drop_last, config.draws) == ("pickle", True, "shared")
+    assert config.label == "diffmf-shared-pickle"
+    args = _parser().parse_args(["train", "--features", "pickle"])
+    assert _config(args, args.dataset, args.method, args.seed).features == "names"

@@ -212,3 +212,41 @@ def test_evaluate_reports_size_free_and_calibration_figures(data):
         assert np.isclose(scores[name], float(value), rtol=1e-5, atol=1e-7), name
     # Under NormScaling psi stays within sigma(2/n) - 1/2 of 1/2 (n = 20 here).
     assert scores["max_deviation"] <= float(jax.nn.sigmoid(2 / 20) - 0.5) + 1e-6
+
+
+def test_the_last_incomplete_batch_is_trained_on_unless_dropped(data):
+    """32 training sets in batches of 10: 4 steps an epoch with `drop_last=False` (the
+    published code's loaders), 3 with `drop_last=True`; counted by the optimiser."""
+    train, val = data
+    model, method = _setup()
+    steps = []
+
+    def count(updates, state, params=None):
+        jax.debug.callback(lambda: steps.append(1))
+        return updates, state
+
+    counting = optax.chain(optax.GradientTransformation(lambda p: optax.EmptyState(),
+                                                        count), optax.adam(1e-3))
+    for drop_last, expected in ((False, 4), (True, 3)):
+        steps.clear()
+        sf.fit(model, method, train, val, key=jax.random.key(0), batch_size=10, epochs=1,
+               optimizer=counting, drop_last=drop_last, progress=False)
+        assert len(steps) == expected
+    with pytest.raises(TypeError, match="drop_last"):
+        sf.fit(model, method, train, val, key=jax.random.key(0), drop_last=1,
+               progress=False)
+
+
+def test_weight_decay_is_an_l2_penalty_before_adam():
+    """As `torch.optim.Adam(weight_decay=wd)`: the penalty wd * theta joins the gradient
+    before Adam's normalisation, so a parameter with zero gradient moves by about the
+    learning rate on the first step (AdamW would move it by lr * wd * theta)."""
+    params = {"w": np.array([2.0, -1.0]), "zero": np.array([2.0])}
+    grads = {"w": np.array([0.5, 0.5]), "zero": np.array([0.0])}
+    opt = sf.default_optimizer(1e-2, weight_decay=1e-5)
+    updates, _ = opt.update(grads, opt.init(params), params)
+    np.testing.assert_allclose(updates["zero"], [-1e-2 * 2e-5 / (2e-5 + 1e-8)], rtol=1e-6)
+    no_clip = sf.default_optimizer(1e-2, clip=float("inf"))
+    huge = {"w": np.array([1e6, 0.0]), "zero": np.array([0.0])}
+    updates, _ = no_clip.update(huge, no_clip.init(params), params)
+    np.testing.assert_allclose(updates["w"][0], -1e-2, rtol=1e-6)

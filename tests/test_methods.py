@@ -71,6 +71,42 @@ def test_method_compositions():
         sf.EquiVSet("gaussian")  # pyright: ignore
 
 
+def test_redrawn_steps_use_a_fresh_key_each_step():
+    """`redraw=True` is the K maps with keys fold_in(key, k): checked against
+    `fixed_point_map` step by step; shared draws use one key for all K steps. The two
+    differ (the case tells them apart), and per-coordinate draws are the published
+    DiffMF's: `diffmf()` has both, `diffmf(shared_draws=True)` neither."""
+    f = sf.DeepSet(2, hidden=8, width=8, key=jax.random.key(0))
+    items = jax.random.normal(jax.random.key(1), (2, 6, 2))
+    mask = jnp.array([[True] * 6, [True] * 4 + [False] * 2])
+    key = jax.random.key(2)
+    estimator = sf.MonteCarlo(3, hessian="zero", per_coordinate=True)
+
+    def by_hand(keys):
+        psi = jnp.where(mask, 0.5, 0.0)
+        for k in keys:
+            psi = sf.fixed_point_map(f, items, mask, psi, estimator=estimator,
+                                     scaling=sf.NoScaling(), key=k)
+        return psi
+
+    fresh = sf.MeanFieldSteps(estimator, sf.NoScaling(), 3, redraw=True)
+    np.testing.assert_allclose(fresh(f, items, mask, key=key).psi,
+                               by_hand([jax.random.fold_in(key, k) for k in range(3)]),
+                               rtol=1e-6, atol=1e-7)
+    shared = sf.MeanFieldSteps(estimator, sf.NoScaling(), 3)
+    np.testing.assert_allclose(shared(f, items, mask, key=key).psi, by_hand([key] * 3),
+                               rtol=1e-6, atol=1e-7)
+    assert not np.allclose(fresh(f, items, mask, key=key).psi,
+                           shared(f, items, mask, key=key).psi)
+    published, cheap = sf.diffmf(), sf.diffmf(shared_draws=True)
+    assert published.redraw and published.estimator.per_coordinate
+    assert not cheap.redraw and not cheap.estimator.per_coordinate
+    with pytest.raises(TypeError, match="redraw"):
+        sf.MeanFieldSteps(redraw=1)  # pyright: ignore
+    with pytest.raises(TypeError, match="shared_draws"):
+        sf.diffmf(shared_draws="yes")  # pyright: ignore
+
+
 def _amortized(key, d=2):
     k1, k2 = jax.random.split(key)
     return sf.AmortizedSetFunction(
@@ -82,12 +118,13 @@ def _amortized(key, d=2):
 @pytest.mark.parametrize("mode", ["ind", "copula"])
 def test_equivset_samples_have_the_recognition_marginals(mode):
     """With a small temperature, item i is in a sample with probability mu_i in both
-    modes: the copula's noise is standardised before Phi (with the reference's
-    unstandardised noise the marginals are wrong). 4000 samples: 5 standard errors."""
+    modes when the copula's noise is standardised before Phi (with the published
+    unstandardised noise the marginals are wrong: next test). 4000 samples: 5 standard
+    errors."""
     model = _amortized(jax.random.key(2))
     items = jax.random.normal(jax.random.key(3), (6, 2), jnp.float64) * 3
     mask = jnp.array([True] * 5 + [False])
-    method = sf.EquiVSet(mode, num_samples=4000, tau=1e-4)
+    method = sf.EquiVSet(mode, num_samples=4000, tau=1e-4, standardise=True)
     samples = method.sample(model, items, mask, key=jax.random.key(4))
     mu = model.recognition(items)[0]
     assert set(np.unique(samples)) <= {0.0, 1.0}
@@ -100,19 +137,19 @@ def test_equivset_samples_have_the_recognition_marginals(mode):
 def test_equivset_published_copula_has_its_published_marginals():
     """`standardise=False` is the published noise: item i is sampled with probability
     Phi(Phi^-1(mu_i) / sqrt(sigma_i^2 + |u_i|^2)), not mu_i (4000 samples, 5 standard
-    errors); the preset keeps the standardised noise unless told."""
+    errors); it is the default of the module and of the preset."""
     mu = jnp.array([0.1, 0.3, 0.5, 0.7, 0.9, 0.95])
     scale, factors = jnp.full(6, 2.0), jnp.full((6, 2), 0.5)  # noise std 2.12, not 1
     mask = jnp.ones(6, bool)
-    method = sf.EquiVSet("copula", num_samples=4000, tau=1e-4, standardise=False)
+    method = sf.EquiVSet("copula", num_samples=4000, tau=1e-4)
     samples = method._relaxed_sample((mu, scale, factors), mask, jax.random.key(4))
     spread = np.sqrt(scale**2 + np.sum(factors**2, axis=-1))
     expected = scipy_norm_cdf(scipy_norm_ppf(mu) / spread)
     se = np.sqrt(expected * (1 - expected) / 4000)
     assert np.all(np.abs(samples.mean(0) - expected) < 5 * se + 1e-3)
     assert np.max(np.abs(expected - mu)) > 0.05  # the case tells the two apart
-    assert sf.equivset_copula().standardise
-    assert not sf.equivset_copula(standardise=False).standardise
+    assert not sf.equivset_copula().standardise
+    assert sf.equivset_copula(standardise=True).standardise
     with pytest.raises(TypeError, match="standardise"):
         sf.EquiVSet("copula", standardise="no")
 

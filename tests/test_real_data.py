@@ -103,6 +103,19 @@ def test_amazon_reference_layout(tmp_path):
     np.testing.assert_allclose(train.pool[0], vectors[1], rtol=1e-6)
     np.testing.assert_array_equal(np.sort(train.items[0][train.target[0]]),
                                   np.sort(rows[0] - 1))
+    # What `setfix train --dataset amazon:media --features pickle --root DIR` loads.
+    from setfix._experiment import Experiment, load_splits
+
+    big = tmp_path / "big"
+    big.mkdir()
+    vectors = {i: rng.normal(size=6) for i in range(1, 41)}  # 40 items: V of 30 fits
+    (big / "media.pickle").write_bytes(pickle.dumps(vectors))
+    (big / "media.csv").write_text("\n".join(",".join(f"{float(i)}" for i in r)
+                                             for r in rows))
+    config = Experiment(dataset="amazon:media", root=str(big), features="pickle")
+    train, _, _ = load_splits(config)
+    assert train.items.shape[1] == 30 and train.feature_shape == (6,)
+    np.testing.assert_allclose(train.pool[39], vectors[40], rtol=1e-6)
     (tmp_path / "media.pickle").write_bytes(b"not a pickle")
     with pytest.raises(FileFormatError, match="media.pickle: not a readable pickle"):
         sf.datasets.amazon(tmp_path, "media", features="pickle", v_size=8)

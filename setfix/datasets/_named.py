@@ -50,8 +50,11 @@ def uses_root(spec: str) -> bool:
     return spec.partition(":")[0] not in GENERATED
 
 
-def load(spec: str, root: str | None = None) -> tuple[SetDataset, SetDataset, SetDataset]:
-    """The `(train, val, test)` splits of the dataset named `spec` (default settings)."""
+def load(
+    spec: str, root: str | None = None, *, features: str = "names"
+) -> tuple[SetDataset, SetDataset, SetDataset]:
+    """The `(train, val, test)` splits of the dataset named `spec` (default settings;
+    `features` chooses the Amazon item features, see `setfix.datasets.amazon`)."""
     name, argument = parse(spec, root)
     if name == "moons":
         return moons()
@@ -62,7 +65,7 @@ def load(spec: str, root: str | None = None) -> tuple[SetDataset, SetDataset, Se
     if name in _INTERACTIONS:
         return _INTERACTIONS[name]()
     if name == "amazon":
-        return amazon(root, argument)  # pyright: ignore
+        return amazon(root, argument, features=features)  # pyright: ignore
     if name == "compounds":
         if root is None:
             return compounds()
