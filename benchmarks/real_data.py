@@ -2,10 +2,11 @@
 
 `python -m benchmarks.real_data collect RUNS_DIR` copies the `results.json` of every
 finished run under `RUNS_DIR` (a `setfix reproduce --out` or `setfix train --out`
-folder) to `benchmarks/results/real_data/<run name>.json`, so the figures outlive the
-machine they were measured on (runs of another protocol than the table's, see
-`protocol`, are left out); `python -m benchmarks.real_data table` prints the table from
-those records, beside the published figures. Runs of other protocols that the tutorial
+folder) to `benchmarks/results/real_data/<dataset>-<method label>-s<seed>.json` (see
+`record_path`), so the figures outlive the machine they were measured on (runs of
+another protocol than the table's, see `protocol`, are left out);
+`python -m benchmarks.real_data table` prints the table from those records, beside the
+published figures. Runs of other protocols that the tutorial
 cites are kept in `other/` there, outside the table.
 
 Cells measured before runs were recorded one by one are in `earlier.json` in the same
@@ -85,10 +86,26 @@ def collect(runs: Path) -> tuple[list[Path], list[str]]:
         if reason:
             skipped.append(f"{path.parent}: {reason}")
             continue
-        target = RECORDS / f"{record['name']}.json"
+        target = record_path(record)
+        if target.exists():
+            old = json.loads(target.read_text())
+            differ = "; ".join(differences(old["config"],
+                                           Experiment.from_json(record["config"])))
+            if differ:
+                raise ValueError(f"{target} holds another run ({differ}) than "
+                                 f"{path}; it is not overwritten.")
         shutil.copyfile(path, target)
         copied.append(target)
     return copied, skipped
+
+
+def record_path(record: dict) -> Path:
+    """Where a run's record is kept: named by dataset, method label (which names every
+    method option that differs from the published code, e.g. `-standardised`) and
+    seed, not by the run's own name, so that runs of two variants never share a file
+    (`equivset_copula` meant the standardised noise before it meant the published)."""
+    config = Experiment.from_json(record["config"])
+    return RECORDS / f"{config.dataset.replace(':', '-')}-{config.label}-s{config.seed}.json"
 
 
 def _runs() -> list[dict]:

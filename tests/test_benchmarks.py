@@ -128,6 +128,32 @@ def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
         real_data.cells()
 
 
+def test_real_data_records_are_named_by_variant(tmp_path, monkeypatch):
+    """Runs of two variants with the same run name (`equivset_copula` meant the
+    standardised noise before it meant the published) are kept in two records named by
+    their labels; a record is never overwritten by a different run."""
+    monkeypatch.setattr(real_data, "RECORDS", tmp_path)
+    monkeypatch.setattr(real_data, "EARLIER", tmp_path / "earlier.json")
+    old = _run_record("amazon:toys", "equivset_copula", 0, 57.0, 5.0)
+    new = _run_record("amazon:toys", "equivset_copula", 0, 63.0, 3.0)
+    new["config"].update(copula="published", draws="fresh", drop_last=True)
+    runs = tmp_path / "runs"
+    for name, record in (("old", old), ("new", new)):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "results.json").write_text(json.dumps(record))
+    copied, _ = real_data.collect(runs)
+    assert sorted(p.name for p in copied) == [
+        "amazon-toys-equivset_copula-s0.json",
+        "amazon-toys-equivset_copula-standardised-s0.json"]
+    found = real_data.cells()
+    assert found["amazon:toys", "equivset_copula"]["mean"] == 63.0
+    assert found["amazon:toys", "equivset_copula-standardised"]["mean"] == 57.0
+    other = dict(new, config={**new["config"], "root": "elsewhere"})
+    (runs / "new" / "results.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="holds another run.*not overwritten"):
+        real_data.collect(runs)
+
+
 def test_real_data_compound_rows_have_their_own_protocol(tmp_path, monkeypatch):
     """Compound runs enter the table at the reduced training protocol and no other, and
     their row says so."""
@@ -142,7 +168,7 @@ def test_real_data_compound_rows_have_their_own_protocol(tmp_path, monkeypatch):
         (runs / name).mkdir(parents=True)
         (runs / name / "results.json").write_text(json.dumps(record))
     copied, skipped = real_data.collect(runs)
-    assert [p.name for p in copied] == [f"{reduced['name']}.json"]
+    assert [p.name for p in copied] == ["compounds-CHEMBL214_Ki-idiffmf-fro-s1.json"]
     assert len(skipped) == 1 and "train_sets: None there, 250 here" in skipped[0]
     row = real_data.table().splitlines()[2]
     assert row.startswith("| compounds:CHEMBL214_Ki (250 training sets, batch 32) "
