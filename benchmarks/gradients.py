@@ -27,13 +27,13 @@ def methods(m):
     implicit = optx.ImplicitAdjoint(lx.LU())
     mc = lambda h: sf.MonteCarlo(m, hessian=h)  # noqa: E731
     return {
-        "implicit_score": (mc("score"), implicit),
-        "implicit_pairwise": (mc("pairwise"), implicit),
-        "implicit_zero (reference iDiffMF)": (mc("zero"), implicit),
-        "onestep_1": (mc("score"), sf.OneStep(1)),
-        "onestep_5": (mc("score"), sf.OneStep(5)),
-        "unrolled_5_zero (reference DiffMF)": (mc("zero"), sf.Unrolled(5)),
-        "unrolled_5_score": (mc("score"), sf.Unrolled(5)),
+        "implicit_score": (mc(sf.ScoreHessian()), implicit),
+        "implicit_pairwise": (mc(sf.PairwiseHessian()), implicit),
+        "implicit_zero (reference iDiffMF)": (mc(sf.ZeroHessian()), implicit),
+        "onestep_1": (mc(sf.ScoreHessian()), sf.OneStep(1)),
+        "onestep_5": (mc(sf.ScoreHessian()), sf.OneStep(5)),
+        "unrolled_5_zero (reference DiffMF)": (mc(sf.ZeroHessian()), sf.Unrolled(5)),
+        "unrolled_5_score": (mc(sf.ScoreHessian()), sf.Unrolled(5)),
     }
 
 

@@ -80,14 +80,14 @@ def main(quick: bool) -> None:
     # products; "zero" is what autodiff through Bernoulli samples gives.
     m = 16 if quick else 64
     print(f"\nMonte Carlo ({m} samples), implicit adjoint   cosine to exact")
-    for hessian in ("score", "pairwise", "zero"):
+    for hessian in (sf.ScoreHessian(), sf.PairwiseHessian(), sf.ZeroHessian()):
         mf = sf.MeanField(sf.MonteCarlo(m, hessian=hessian), scaling, fpi,
                           optx.ImplicitAdjoint(lx.GMRES(rtol=1e-6, atol=1e-6)),
                           max_steps=500)
         g = grad_with(mf, key=jax.random.key(3))
         c = cosine(jnp.concatenate([x.ravel() for x in g]),
                    jnp.concatenate([x.ravel() for x in reference]))
-        print(f"hessian={hessian!r:12s} {c:31.4f}")
+        print(f"hessian={hessian!r:20s} {c:23.4f}")
 
 
 if __name__ == "__main__":

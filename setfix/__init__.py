@@ -31,6 +31,12 @@ from ._fit import (
     fit as fit,
     FitResult as FitResult,
 )
+from ._hessian import (
+    AbstractHessianRule as AbstractHessianRule,
+    PairwiseHessian as PairwiseHessian,
+    ScoreHessian as ScoreHessian,
+    ZeroHessian as ZeroHessian,
+)
 from ._losses import mean_field_nll as mean_field_nll, sample_negatives as sample_negatives
 from ._mean_field import (
     fixed_point_map as fixed_point_map,

@@ -12,6 +12,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 from ._encoders import AbstractEncoder, item_encoder
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, split_set_function
+from ._hessian import ZeroHessian
 from ._losses import mean_field_nll
 from ._mean_field import _split
 from ._mean_field_steps import MeanFieldSteps
@@ -159,7 +160,7 @@ class EquiVSet(AbstractMethod):
     """
 
     mode: Literal["ind", "copula"] = "copula"
-    estimator: AbstractEstimator = MonteCarlo(5, hessian="zero")
+    estimator: AbstractEstimator = MonteCarlo(5, hessian=ZeroHessian())
     steps: int = 1
     num_samples: int = 5
     tau: float = 0.1

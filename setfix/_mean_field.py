@@ -229,7 +229,7 @@ class MeanField(AbstractMethod):
     With `root_form=True` the solver finds the root of
     $R(\psi) = \text{scale}(\nabla \tilde F(\psi)) - \operatorname{logit}(\psi)$,
     the same $\psi^*$. With a symmetric Hessian estimate (`Exact`, or `MonteCarlo`
-    with `hessian="pairwise"`) and no or constant scaling, its Jacobian
+    with `hessian=PairwiseHessian()`) and no or constant scaling, its Jacobian
     $\nabla^2 \tilde F - \operatorname{diag}(1/(\psi(1-\psi)))$ is symmetric, and
     negative definite under Assumption 4.1 (then $\lVert \nabla^2 \tilde F \rVert < 4
     \le 1/(\psi(1-\psi))$); the solve is tagged so, and `lx.CG` or `lx.Cholesky` may be

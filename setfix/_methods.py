@@ -5,6 +5,7 @@ import optimistix as optx
 
 from ._adjoints import OneStep
 from ._equivset import EquiVSet
+from ._hessian import AbstractHessianRule, ScoreHessian, ZeroHessian
 from ._mean_field import MeanField
 from ._mean_field_steps import MeanFieldSteps
 from ._misc import Default
@@ -51,7 +52,7 @@ def idiffmf(
     scaling: AbstractScaling = NormScaling("fro"),
     *,
     num_samples: int = 5,
-    hessian: str = "score",
+    hessian: AbstractHessianRule = ScoreHessian(),
     tolerance: float = 1e-5,
     max_steps: int | Default = _MAX_STEPS,
     solver: optx.AbstractFixedPointSolver | optx.AbstractRootFinder | None = None,
@@ -72,7 +73,7 @@ def idiffmf(
 
     - `scaling`: the scaling of the gradient.
     - `num_samples`: Monte Carlo samples per gradient estimate.
-    - `hessian`: the Hessian-JVP estimator of [`setfix.MonteCarlo`][].
+    - `hessian`: the Hessian-JVP rule of [`setfix.MonteCarlo`][].
     - `tolerance`: relative and absolute tolerance of the solve and of the adjoint.
     - `max_steps`: the most solver steps; slower solves are reported as not converged.
         Default 100, or with a [`setfix.CertifiedScaling`][] the steps its certified
@@ -109,7 +110,7 @@ def onestep(
     **Arguments:** as [`setfix.idiffmf`][].
     """
     _check_tolerance(tolerance)
-    return MeanField(MonteCarlo(num_samples, hessian="zero"), scaling,
+    return MeanField(MonteCarlo(num_samples, hessian=ZeroHessian()), scaling,
                      optx.FixedPointIteration(rtol=tolerance, atol=tolerance),
                      OneStep(1), _steps(max_steps, scaling, tolerance),
                      neg_num=_neg_num(neg_num, scaling))
@@ -139,7 +140,7 @@ def diffmf(
     """
     if not isinstance(shared_draws, bool):
         raise TypeError(f"`shared_draws` must be True or False, got {shared_draws!r}.")
-    estimator = MonteCarlo(num_samples, hessian="zero", per_coordinate=not shared_draws)
+    estimator = MonteCarlo(num_samples, hessian=ZeroHessian(), per_coordinate=not shared_draws)
     return MeanFieldSteps(estimator, scaling, steps, redraw=not shared_draws)
 
 
@@ -150,7 +151,7 @@ def equivset_ind(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
 
     **Arguments:** `num_samples` (Monte Carlo and ELBO samples), `tau` (temperature).
     """
-    return EquiVSet("ind", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau)
+    return EquiVSet("ind", MonteCarlo(num_samples, hessian=ZeroHessian()), 1, num_samples, tau)
 
 
 def equivset_copula(
@@ -163,7 +164,7 @@ def equivset_copula(
     `standardise` (divide the copula's noise by its standard deviation before $\Phi$,
     so that samples follow $\mu$; default `False`, the published code's noise).
     """
-    return EquiVSet("copula", MonteCarlo(num_samples, hessian="zero"), 1, num_samples, tau,
+    return EquiVSet("copula", MonteCarlo(num_samples, hessian=ZeroHessian()), 1, num_samples, tau,
                     standardise=standardise)
 
 

@@ -115,7 +115,7 @@ def test_monte_carlo_gradient_hoeffding(per_coordinate):
     assert mean_errors[2] < 0.5 * mean_errors[1]
 
 
-@pytest.mark.parametrize("hessian", ["score", "pairwise"])
+@pytest.mark.parametrize("hessian", [sf.ScoreHessian(), sf.PairwiseHessian()], ids=repr)
 def test_monte_carlo_hessian_unbiased_and_shrinking(hessian):
     """Over R keys the mean Hessian-JVP estimate is within 6 standard errors of the
     exact H v, and the standard deviation of one estimate halves when m is x4."""
@@ -148,7 +148,7 @@ def test_monte_carlo_pairwise_hoeffding():
     f, readout, emb, psi, mask = _setup(n)
     v = jnp.array([0.3, -1.0, 0.5, 0.2])
     exact = multilinear_hessian(np.asarray(f.values), np.asarray(psi)) @ np.asarray(v)
-    est = sf.MonteCarlo(m, hessian="pairwise")
+    est = sf.MonteCarlo(m, hessian=sf.PairwiseHessian())
 
     def one(key):
         noise = est.noise(key, n)
@@ -160,16 +160,37 @@ def test_monte_carlo_pairwise_hoeffding():
     assert np.abs(hv - exact).max() <= bound
 
 
+def test_pairwise_hessian_batch_size_changes_memory_not_values():
+    """`PairwiseHessian(batch_size)` only chooses how many samples are formed at once."""
+    n = 5
+    f, readout, emb, psi, mask = _setup(n)
+    v = jax.random.normal(jax.random.key(3), (n,), jnp.float64)
+
+    def hv(rule):
+        est = sf.MonteCarlo(6, hessian=rule)
+        noise = est.noise(jax.random.key(1), n)
+        fn = lambda p: est.gradient(readout, emb, p, mask, noise)  # noqa: E731
+        return jax.jvp(fn, (psi,), (v,))[1]
+
+    np.testing.assert_allclose(hv(sf.PairwiseHessian(batch_size=1)),
+                               hv(sf.PairwiseHessian(batch_size=6)), rtol=1e-12, atol=1e-12)
+    assert sf.MonteCarlo(4, hessian=sf.PairwiseHessian()).symmetric_hessian
+    assert not sf.MonteCarlo(4).symmetric_hessian
+    assert not sf.MonteCarlo(4, hessian=sf.PairwiseHessian(),
+                             per_coordinate=True).symmetric_hessian
+
+
 def test_monte_carlo_zero_hessian_mode():
     n = 5
     f, readout, emb, psi, mask = _setup(n)
-    est = sf.MonteCarlo(32, hessian="zero")
+    est = sf.MonteCarlo(32, hessian=sf.ZeroHessian())
     noise = est.noise(jax.random.key(0), n)
     jac = jax.jacfwd(lambda p: est.gradient(readout, emb, p, mask, noise))(psi)
     assert np.all(jac == 0)
 
 
-@pytest.mark.parametrize("hessian", ["score", "pairwise", "zero"])
+@pytest.mark.parametrize(
+    "hessian", [sf.ScoreHessian(), sf.PairwiseHessian(), sf.ZeroHessian()], ids=repr)
 @pytest.mark.parametrize("per_coordinate", [False, True])
 def test_monte_carlo_forward_equals_reverse(hessian, per_coordinate):
     """The custom JVP is linear and transposes: jacfwd and jacrev agree, w.r.t. psi and
@@ -231,5 +252,10 @@ def test_monte_carlo_common_random_numbers_and_padding():
 def test_monte_carlo_rejects_bad_arguments():
     with pytest.raises(ValueError, match="num_samples"):
         sf.MonteCarlo(0)
-    with pytest.raises(ValueError, match="hessian"):
-        sf.MonteCarlo(4, hessian="exact")
+    with pytest.raises(TypeError, match="`hessian` must be a Hessian rule"):
+        sf.MonteCarlo(4, hessian="exact")  # pyright: ignore
+    # The strings of earlier versions name the value that replaces them.
+    with pytest.raises(TypeError, match=r"use `hessian=setfix.PairwiseHessian\(\)`"):
+        sf.MonteCarlo(4, hessian="pairwise")  # pyright: ignore
+    with pytest.raises(ValueError, match="batch_size"):
+        sf.PairwiseHessian(batch_size=0)

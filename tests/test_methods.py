@@ -62,7 +62,7 @@ def test_method_compositions():
     assert isinstance(m.adjoint, type(sf.MeanField().adjoint))
     assert m.estimator.num_samples == 7 and m.scaling.c == 2.0
     assert isinstance(sf.onestep().adjoint, sf.OneStep)
-    assert sf.onestep().estimator.hessian == "zero"
+    assert sf.onestep().estimator.hessian == sf.ZeroHessian()
     d = sf.diffmf()
     assert isinstance(d, sf.MeanFieldSteps) and d.steps == 5
     assert isinstance(d.scaling, sf.NoScaling)
@@ -80,7 +80,7 @@ def test_redrawn_steps_use_a_fresh_key_each_step():
     items = jax.random.normal(jax.random.key(1), (2, 6, 2))
     mask = jnp.array([[True] * 6, [True] * 4 + [False] * 2])
     key = jax.random.key(2)
-    estimator = sf.MonteCarlo(3, hessian="zero", per_coordinate=True)
+    estimator = sf.MonteCarlo(3, hessian=sf.ZeroHessian(), per_coordinate=True)
 
     def by_hand(keys):
         psi = jnp.where(mask, 0.5, 0.0)

@@ -118,7 +118,7 @@ def test_one_step_matches_zero_hessian_implicit():
     table, items, weights = _problem()
     key = jax.random.key(3)
     common = dict(scaling=sf.NoScaling(), solver=SOLVERS["fixed_point"], max_steps=500)
-    est = sf.MonteCarlo(16, hessian="zero")
+    est = sf.MonteCarlo(16, hessian=sf.ZeroHessian())
     one_step = sf.MeanField(estimator=est, adjoint=sf.OneStep(1), **common)
     implicit = sf.MeanField(estimator=est, adjoint=optx.ImplicitAdjoint(lx.LU()), **common)
     grads = [
