@@ -17,7 +17,7 @@ from ._monte_carlo import MonteCarlo
 from ._pooled_items import embed_items, gathered, PooledItems
 from ._scaling import AbstractScaling, NormScaling
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction, check_item_shape
-from ._solution import MeanFieldSolution
+from ._solution import MeanFieldSolution, per_set_result
 from ._spectral import spectral_norm
 from ._trace import traced
 from ._validate import check_items_and_mask, check_psi, check_tolerances
@@ -265,8 +265,11 @@ class MeanField(AbstractMethod):
     trace: bool = eqx.field(default=False, kw_only=True)
     estimate_omega: bool = eqx.field(default=False, kw_only=True)
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
+    throw: bool = eqx.field(default=False, kw_only=True, static=True)
 
     def __check_init__(self):
+        if not isinstance(self.throw, bool):
+            raise TypeError(f"`throw` must be a bool, got {self.throw!r}.")
         if not isinstance(self.estimator, AbstractEstimator):
             raise TypeError(
                 "`estimator` must be a setfix estimator such as `setfix.MonteCarlo()`, "
@@ -376,18 +379,19 @@ class MeanField(AbstractMethod):
             )
             sol = optx.root_find(
                 fn, solver, psi0, args, max_steps=self.max_steps, adjoint=self.adjoint,
-                throw=False, tags=tags,
+                throw=self.throw, tags=tags,
             )
         else:
             sol = optx.fixed_point(
                 fn, solver, psi0, args, max_steps=self.max_steps, adjoint=self.adjoint,
-                throw=False,
+                throw=self.throw,
             )
         psi = sol.value
         frozen = stop_gradient_tree((psi, args))
         res = jnp.max(jnp.abs(fn.residual(*frozen)), axis=-1)
         finite = jnp.all(jnp.isfinite(psi), axis=-1)
-        converged = (sol.result == optx.RESULTS.successful) & finite
+        result = per_set_result(sol.result, finite)
+        converged = result == optx.RESULTS.successful
         omega = None
         if self.estimate_omega:
             point, frozen_args = frozen
@@ -402,6 +406,7 @@ class MeanField(AbstractMethod):
             converged=converged,
             residual_trace=sol.stats.get("residual_trace"),
             omega=omega,
+            result=result,
         )
 
 
@@ -425,4 +430,8 @@ MeanField.__init__.__doc__ = """**Arguments:**
     iterations).
 - `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
     (`None`: every non-member; default 1, as the published code).
+- `throw`: raise (an `EquinoxRuntimeError` naming the reason) when a solve fails, as
+    Optimistix's `throw=True`, instead of reporting it per set in
+    `MeanFieldSolution.converged` and `.result` (the default, so that training can
+    leave failed sets out).
 """

@@ -3,6 +3,7 @@
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import optimistix as optx
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
@@ -13,7 +14,7 @@ from ._monte_carlo import MonteCarlo
 from ._pooled_items import PooledItems
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
-from ._solution import MeanFieldSolution
+from ._solution import MeanFieldSolution, per_set_result
 
 
 class MeanFieldSteps(AbstractMethod):
@@ -89,11 +90,13 @@ class MeanFieldSteps(AbstractMethod):
                 return fn.fixed_point(p, args), None
         psi = jax.lax.scan(step, psi, jnp.arange(self.steps))[0]
         res = jnp.max(jnp.abs(fn.residual(*stop_gradient_tree((psi, args)))), axis=-1)
+        finite = jnp.all(jnp.isfinite(psi), axis=-1)
         return MeanFieldSolution(
             psi=psi,
             num_steps=jnp.full(mask.shape[:-1], self.steps),
             residual=res,
-            converged=jnp.all(jnp.isfinite(psi), axis=-1),
+            converged=finite,
+            result=per_set_result(optx.RESULTS.successful, finite),
         )
 
     def solve(

@@ -1,7 +1,9 @@
 """What a mean-field method returns per set, and averaging over converged sets."""
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int
 
 
@@ -14,7 +16,14 @@ class MeanFieldSolution(eqx.Module):
     - `num_steps`: the number of solver steps taken.
     - `residual`: $\\max_i |T(\\psi^*)_i - \\psi^*_i|$ at the returned point.
     - `converged`: whether the solver met its tolerance within `max_steps` and the
-        result is finite. Never raised: see [`setfix.mean_over_converged`][].
+        result is finite. Never raised (unless `MeanField(throw=True)`): see
+        [`setfix.mean_over_converged`][].
+    - `result`: why each solve stopped, as Optimistix reports it: an
+        `optx.RESULTS` item per set, `successful` exactly where `converged`; else
+        e.g. `nonlinear_max_steps_reached`, or `nonlinear_divergence` where $\\psi$ is
+        not finite. Compare per set with
+        `sol.result == optx.RESULTS.nonlinear_max_steps_reached`; read the message of
+        one set with `optx.RESULTS[sol.result]`.
     - `residual_trace`: with `MeanField(trace=True)`, $\\max_i |T(\\psi_k) -
         \\psi_k|_i$ at the start of each step $k$ (NaN after the last step); else `None`.
     - `omega`: with `MeanField(estimate_omega=True)`, an estimate of
@@ -28,6 +37,21 @@ class MeanFieldSolution(eqx.Module):
     converged: Bool[Array, "*batch"]
     residual_trace: Float[Array, "*batch max_steps"] | None = None
     omega: Float[Array, "*batch"] | None = None
+    result: optx.RESULTS | None = None
+
+
+def per_set_result(result: optx.RESULTS, finite: Bool[Array, "*batch"]) -> optx.RESULTS:
+    """`result` where `finite`, else `RESULTS.nonlinear_divergence`, per set (`result`
+    is one solve's, shared by the batch of a coupled solve, or already per set)."""
+
+    def one(ok, r):
+        return optx.RESULTS.where(ok, r, optx.RESULTS.nonlinear_divergence)
+
+    finite = jnp.asarray(finite)
+    if finite.ndim == 0:
+        return one(finite, result)
+    shared = jnp.ndim(result._value) == 0
+    return jax.vmap(one, in_axes=(0, None if shared else 0))(finite, result)
 
 
 def mean_over_converged(

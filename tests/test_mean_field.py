@@ -315,3 +315,34 @@ def test_constant_scaling():
     scaled = _exact_mf(scaling=sf.ConstantScaling(c))(f, items).psi
     table = sf.TableSetFunction(f.values * 2 / (n * c))
     assert np.allclose(scaled, _exact_mf(scaling=sf.NoScaling())(table, items).psi)
+
+
+def test_solution_reports_why_each_solve_stopped():
+    """`MeanFieldSolution.result` is Optimistix's reason per set: successful exactly
+    where converged, max steps where the solver ran out, divergence where psi is not
+    finite (here one set of the batch, whose items overflow, but not the other);
+    for a batch-coupled solve the shared reason is given to every set. `throw=True`
+    raises instead."""
+    g = sf.DeepSet(2, hidden=8, width=8, key=jax.random.key(0))
+    # The first set's items overflow float32 in the embedding: F is inf - inf there.
+    huge = jax.random.normal(jax.random.key(1), (2, 10, 2))
+    huge = huge.at[0].set(jnp.finfo(huge.dtype).max)
+    sol = sf.MeanField(sf.MonteCarlo(5), sf.NoScaling())(g, huge, key=jax.random.key(2))
+    assert list(np.asarray(sol.converged)) == [False, True]
+    assert list(np.asarray(sol.result == optx.RESULTS.nonlinear_divergence)) == [True, False]
+    assert list(np.asarray(sol.result == optx.RESULTS.successful)) == [False, True]
+
+    g = sf.DeepSet(2, hidden=8, width=8, key=jax.random.key(0))
+    x = jax.random.normal(jax.random.key(1), (3, 10, 2))
+    for scaling in (sf.NormScaling(), sf.NormScaling(over="batch")):
+        short = sf.MeanField(sf.MonteCarlo(5), scaling, max_steps=1)(g, x, key=jax.random.key(2))
+        assert not np.any(short.converged)
+        assert np.all(short.result == optx.RESULTS.nonlinear_max_steps_reached)
+        full = sf.MeanField(sf.MonteCarlo(5), scaling)(g, x, key=jax.random.key(2))
+        assert np.all(full.converged) and np.all(full.result == optx.RESULTS.successful)
+    steps = sf.diffmf()(g, x, key=jax.random.key(2))
+    assert np.all(steps.result == optx.RESULTS.successful)
+    with pytest.raises(eqx.EquinoxRuntimeError, match="maximum number of steps"):
+        sf.MeanField(sf.MonteCarlo(5), max_steps=1, throw=True)(g, x[0], key=jax.random.key(2))
+    with pytest.raises(TypeError, match="throw"):
+        sf.MeanField(throw=1)  # pyright: ignore
