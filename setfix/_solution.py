@@ -43,15 +43,15 @@ class MeanFieldSolution(eqx.Module):
 def per_set_result(result: optx.RESULTS, finite: Bool[Array, "*batch"]) -> optx.RESULTS:
     """`result` where `finite`, else `RESULTS.nonlinear_divergence`, per set (`result`
     is one solve's, shared by the batch of a coupled solve, or already per set)."""
+    finite = jnp.asarray(finite)
+    result = jax.tree.map(lambda v: jnp.broadcast_to(v, finite.shape), result)
 
-    def one(ok, r):
+    def where(ok, r):
         return optx.RESULTS.where(ok, r, optx.RESULTS.nonlinear_divergence)
 
-    finite = jnp.asarray(finite)
-    if finite.ndim == 0:
-        return one(finite, result)
-    shared = jnp.ndim(result._value) == 0
-    return jax.vmap(one, in_axes=(0, None if shared else 0))(finite, result)
+    for _ in range(finite.ndim):
+        where = jax.vmap(where)
+    return where(finite, result)
 
 
 def mean_over_converged(
