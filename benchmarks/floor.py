@@ -9,8 +9,8 @@ For each shape of `throughput.py` (batch 16, m = 5):
   sample, F(S_k ⊕ i) once per sample and item, since one of F(S_k ∪ i), F(S_k \\ i) is
   F(S_k));
 - **iteration**: one application of the mean-field map exactly as the solver calls it
-  (the `MeanField`'s own map object, under `vmap` over the batch, on the folded DeepSet's
-  embeddings), as the marginal time of K = 12 over K = 2 applications in a loop.
+  (the `MeanFieldProblem` that `MeanField` solves, under `vmap` over the batch, on the
+  folded DeepSet's embeddings), as the marginal time of K = 12 over K = 2 applications in a loop.
 
     python -m benchmarks floor [--quick]
 """
@@ -20,18 +20,17 @@ import jax
 import jax.numpy as jnp
 
 import setfix as sf
-from setfix._mean_field import _noise, _SetMap, _split
 
 from ._common import quick_flag, save, timed
 from .throughput import _data, _model, BATCH, CONFIGS, NUM_SAMPLES, QUICK
 
 
 @eqx.filter_jit
-def _iterate(fn, readout, embedding, mask, noise, psi, steps):
-    apply = eqx.filter_vmap(fn.fixed_point, in_axes=(0, (None, 0, 0, 0)))
+def _iterate(problem, psi, steps):
+    apply = eqx.filter_vmap(lambda q, p: q.fixed_point(p), in_axes=(problem.in_axes(), 0))
 
     def body(_, p):
-        return apply(p, (readout, embedding, mask, noise))
+        return apply(problem, p)
 
     return jax.lax.fori_loop(0, steps, body, psi)
 
@@ -46,14 +45,12 @@ def measure(n, shape, encoder, batch, repeats=5):
     items, _ = _data(n, shape, encoder, batch, jax.random.key(1))
     mask = jnp.ones((batch, n), bool)
     method = sf.idiffmf(tolerance=1e-6, max_steps=20)
-    readout, embedding, _ = _split(model, items, True)
-    noise = _noise(method.estimator, jax.random.key(2), mask)
-    fn = _SetMap(method.estimator, method.scaling)
+    problem = sf.MeanFieldProblem(model, items, mask, estimator=method.estimator,
+                                  scaling=method.scaling, key=jax.random.key(2))
     psi = jnp.full((batch, n), 0.5)
 
     def loop_time(steps):
-        return timed(_iterate, fn, readout, embedding, mask, noise, psi, steps,
-                     repeats=repeats)[1]
+        return timed(_iterate, problem, psi, steps, repeats=repeats)[1]
 
     low, high = 2, 12
     iteration = (loop_time(high) - loop_time(low)) / (high - low)

@@ -65,6 +65,7 @@ from ._metrics import (
 )
 from ._monte_carlo import MonteCarlo as MonteCarlo
 from ._pooled_items import PooledItems as PooledItems
+from ._problem import MeanFieldProblem as MeanFieldProblem
 from ._scaling import (
     AbstractScaling as AbstractScaling,
     CertifiedScaling as CertifiedScaling,

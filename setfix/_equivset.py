@@ -11,10 +11,9 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from ._encoders import AbstractEncoder, item_encoder
 from ._estimator import AbstractEstimator
-from ._evaluator import batched_readout, split_set_function
+from ._evaluator import batched_readout, pooled_split, split_set_function
 from ._hessian import ZeroHessian
 from ._losses import mean_field_nll
-from ._mean_field import _split
 from ._mean_field_steps import MeanFieldSteps
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
@@ -276,7 +275,7 @@ class EquiVSet(AbstractMethod):
         frozen_f = stop_gradient_tree(model.set_function)
         keys = jax.random.split(elbo_key, mask.shape[0])
         # The frozen set function's split, once per batch (its encoder runs here).
-        readout, embedding, _ = _split(frozen_f, items, batched=True)
+        readout, embedding, _ = pooled_split(frozen_f, items, batched=True)
 
         def neg_elbo(recognition):
             elbo = lambda r, e, m, k: self._elbo(r, readout, e, m, k)  # noqa: E731

@@ -7,6 +7,7 @@ once per ground set; any other set function uses the identity embedding (the poo
 """
 
 from collections.abc import Callable
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -80,17 +81,35 @@ def closed_form_gradient(readout, embedding, psi, mask):
     return jnp.where(mask, grad, 0)
 
 
+def pooled_split(
+    f: AbstractSetFunction,
+    items: Float[Array, "*batch n d"] | PooledItems,
+    batched: bool,
+) -> tuple[Callable, Float[Array, "*batch n h"], Any]:
+    """`(readout, embedding, readout_axes)` with `f(items, S) == readout(S @ embedding)`
+    on one set or, with `batched`, on each set of a batch. A pooled set function is
+    evaluated in its `folded` form, its encoder run here, once per ground set (on
+    `PooledItems`, once per pool row), and its readout shared by the batch
+    (`readout_axes` is `None`); any other set function gets the identity embedding and
+    a readout holding each set's items (`readout_axes` maps over them)."""
+    if isinstance(f, AbstractPooledSetFunction):
+        f = f.folded()
+        return _PooledReadout(f), embed_items(f.embed, items, batched=batched), None
+    items = gathered(items)
+    eye = jnp.eye(items.shape[-2], dtype=items.dtype)
+    if not batched:
+        return _SubsetReadout(f, items), eye, None
+    embedding = jnp.broadcast_to(eye, (items.shape[0],) + eye.shape)
+    return _SubsetReadout(f, items), embedding, _SubsetReadout(None, 0)  # pyright: ignore
+
+
 def split_set_function(
     f: AbstractSetFunction, items: Float[Array, "n d"] | PooledItems
 ) -> tuple[Callable, Float[Array, "n h"]]:
-    """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)`; a
-    pooled set function is evaluated in its `folded` form (on `PooledItems`, its
-    encoder runs on the pool)."""
-    if isinstance(f, AbstractPooledSetFunction):
-        f = f.folded()
-        return _PooledReadout(f), embed_items(f.embed, items, batched=False)
-    items = gathered(items)
-    return _SubsetReadout(f, items), jnp.eye(items.shape[0], dtype=items.dtype)
+    """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)` on
+    one set: [`pooled_split`][] without a batch."""
+    readout, embedding, _ = pooled_split(f, items, batched=False)
+    return readout, embedding
 
 
 def scale_energy(scaling, readout, embedding, mask, axes=None):

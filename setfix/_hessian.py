@@ -43,7 +43,7 @@ class AbstractHessianRule(eqx.Module):
         when drawn per coordinate) and `differences` the $D_{ki}$."""
 
 
-def _own_bit(subsets, n):
+def own_bit(subsets, n):
     """S[k, i] = 1[i in S_k^{(i)}], the bit of coordinate i in its own sample."""
     if subsets.shape[1] == 1:
         return subsets[:, 0, :]
@@ -76,7 +76,7 @@ class ScoreHessian(AbstractHessianRule):
         valid = mask & (var > 0)
         weights = jnp.where(valid, (subsets - psi) / jnp.where(valid, var, 1), 0)
         weighted = weights @ tangent  # (m, c): sum over all j
-        own = _own_bit(weights, psi.shape[0]) * tangent  # the j = i term, removed
+        own = own_bit(weights, psi.shape[0]) * tangent  # the j = i term, removed
         return jnp.mean((differences - baseline) * (weighted - own), axis=0)
 
 
@@ -109,7 +109,7 @@ class PairwiseHessian(AbstractHessianRule):
         del psi, mask, differences
         m, _, n = subsets.shape
         h = embedding.shape[1]
-        own = _own_bit(subsets, n)  # (m, n)
+        own = own_bit(subsets, n)  # (m, n)
         full = jnp.broadcast_to(subsets, (m, n, n))  # S[k, i, j]
         pooled = jnp.broadcast_to(subsets @ embedding, (m, n, h))
         zi = embedding[:, None, :]

@@ -1,6 +1,5 @@
 """The mean-field fixed point psi = sigma(scale(grad F~(psi))) and its solve."""
 
-from typing import Any
 
 import equinox as eqx
 import jax
@@ -10,148 +9,29 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._evaluator import _PooledReadout, _SubsetReadout, scale_energy, split_set_function
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
-from ._pooled_items import embed_items, gathered, PooledItems
+from ._pooled_items import PooledItems
+from ._problem import checked_key, initial_point, MeanFieldProblem
 from ._scaling import AbstractScaling, NormScaling
-from ._set_function import AbstractPooledSetFunction, AbstractSetFunction, check_item_shape
+from ._set_function import AbstractSetFunction
 from ._solution import MeanFieldSolution, per_set_result
 from ._spectral import spectral_norm
 from ._trace import traced
-from ._validate import check_items_and_mask, check_psi, check_tolerances
+from ._validate import check_psi, check_tolerances
 
 
-class _AbstractMap(eqx.Module):
-    """The mean-field problem on `args = (readout, embedding, mask, noise)`.
-
-    Called as the solver's function: the map T in fixed-point form, the residual
-    R(psi) = scale(grad F~(psi)) - logit(psi) in root form. Padded entries are fixed at 0.
-    """
-
-    estimator: eqx.AbstractVar[AbstractEstimator]
-    scaling: eqx.AbstractVar[AbstractScaling]
-    root_form: eqx.AbstractVar[bool]
-
-    def scaled_gradient(self, psi, args):
-        raise NotImplementedError
-
-    def fixed_point(self, psi, args):
-        """T(psi) = sigma(scale(grad F~(psi)))."""
-        _, _, mask, _ = args
-        return jnp.where(mask, jax.nn.sigmoid(self.scaled_gradient(psi, args)), 0)
-
-    def residual(self, psi, args):
-        """T(psi) - psi, the fixed-point residual G in either form."""
-        return self.fixed_point(psi, args) - psi
-
-    def __call__(self, psi, args):
-        if not self.root_form:
-            return self.fixed_point(psi, args)
-        _, _, mask, _ = args
-        eps = jnp.finfo(psi.dtype).eps
-        inner = jnp.clip(psi, eps, 1 - eps)
-        logit = jnp.log(inner) - jnp.log1p(-inner)
-        return jnp.where(mask, self.scaled_gradient(psi, args) - logit, -psi)
+def _fixed_point(psi, problem):
+    return problem.fixed_point(psi)
 
 
-class _SetMap(_AbstractMap):
-    """The problem of one set."""
-
-    estimator: AbstractEstimator
-    scaling: AbstractScaling
-    root_form: bool = False
-
-    def scaled_gradient(self, psi, args):
-        readout, embedding, mask, noise = args
-        grad = self.estimator.gradient(readout, embedding, psi, mask, noise)
-        return self.scaling(grad, mask)
+def _logit_residual(psi, problem):
+    return problem.logit_residual(psi)
 
 
-class _BatchMap(_AbstractMap):
-    """A batch solved jointly (a scaling that couples the batch)."""
-
-    estimator: AbstractEstimator
-    scaling: AbstractScaling
-    readout_axes: Any
-    root_form: bool = False
-
-    def scaled_gradient(self, psi, args):
-        readout, embedding, mask, noise = args
-        grad = eqx.filter_vmap(
-            self.estimator.gradient, in_axes=(self.readout_axes, 0, 0, 0, 0)
-        )(readout, embedding, psi, mask, noise)
-        return self.scaling(grad, mask)
-
-
-def _split(f, items, batched):
-    """(readout, embedding, readout_axes): the pooled form of f on one set or a batch;
-    the per-item encoder runs here, once per ground set (on `PooledItems`, once per
-    pool row)."""
-    if not batched:
-        readout, embedding = split_set_function(f, items)
-        return readout, embedding, None
-    if isinstance(f, AbstractPooledSetFunction):
-        f = f.folded()
-        return _PooledReadout(f), embed_items(f.embed, items, batched=True), None
-    items = gathered(items)
-    eye = jnp.eye(items.shape[1], dtype=items.dtype)
-    embedding = jnp.broadcast_to(eye, (items.shape[0],) + eye.shape)
-    return _SubsetReadout(f, items), embedding, _SubsetReadout(None, 0)  # pyright: ignore
-
-
-def _check_fits(f, items, mask):
-    """The per-item encoder of `f` accepts the items' features (else a clear error)."""
-    if isinstance(items, PooledItems):
-        check_item_shape(f, items.pool.shape[1:], items.pool.dtype)
-    else:
-        check_item_shape(f, items.shape[mask.ndim:], items.dtype)
-
-
-def _noise(estimator, key, mask):
-    n = mask.shape[-1]
-    if mask.ndim == 1:
-        return estimator.noise(key, n)
-    keys = jax.random.split(key, mask.shape[0])
-    return jax.vmap(lambda k: estimator.noise(k, n))(keys)
-
-
-def _initial(psi0, mask, dtype):
-    # At least JAX's default float: with `jax_enable_x64`, a float32 model solves in
-    # float64, as Optimistix's solver states are float64 there.
-    dtype = jnp.promote_types(dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
-    if psi0 is None:
-        psi0 = jnp.full(mask.shape, 0.5, dtype=dtype)
-    else:
-        psi0 = check_psi(psi0, mask.shape, "psi0").astype(dtype)
-    return jnp.where(mask, psi0, 0)
-
-
-def _check_key(estimator, key):
-    if key is None:
-        if estimator.needs_key:
-            raise ValueError(
-                f"`key` is required by the estimator {type(estimator).__name__}; pass "
-                "`key=jax.random.key(...)`."
-            )
-        return jax.random.key(0)  # unused by the estimator
-    return key
-
-
-def _prepare(f, items, mask, estimator, key, scaling):
-    """Checks the input and does the per-ground-set work of a solve: the pooled split of
-    `f` (its encoder runs here, once), the scaling's energy scale and the estimator's
-    noise."""
-    if not isinstance(f, AbstractSetFunction):
-        raise TypeError(f"`f` must be a setfix.AbstractSetFunction, got {type(f).__name__}.")
-    items, mask = check_items_and_mask(items, mask)
-    _check_fits(f, items, mask)
-    key = _check_key(estimator, key)
-    batched = mask.ndim == 2
-    readout, embedding, axes = _split(f, items, batched)
-    readout, axes = scale_energy(scaling, readout, embedding, mask, axes)
-    return mask, key, batched, readout, embedding, axes, _noise(estimator, key, mask)
+def _residual(psi, problem):
+    return problem.residual(psi)
 
 
 def fixed_point_map(
@@ -178,18 +58,11 @@ def fixed_point_map(
     - `scaling`: how the gradient is scaled before the sigmoid.
     - `key`: the PRNG key of the estimator's samples (not needed by `Exact`).
     """
-    items, mask = check_items_and_mask(items, mask)
-    _check_fits(f, items, mask)
-    psi = check_psi(psi, mask.shape)
-    key = _check_key(estimator, key)
-    batched = mask.ndim == 2
-    readout, embedding, axes = _split(f, items, batched)
-    readout, axes = scale_energy(scaling, readout, embedding, mask, axes)
-    args = (readout, embedding, mask, _noise(estimator, key, mask))
-    psi = jnp.where(mask, psi.astype(embedding.dtype), 0)
-    if batched:
-        return _BatchMap(estimator, scaling, axes).fixed_point(psi, args)
-    return _SetMap(estimator, scaling).fixed_point(psi, args)
+    problem = MeanFieldProblem(f, items, mask, estimator=estimator, scaling=scaling,
+                               key=key)
+    psi = check_psi(psi, problem.mask.shape)
+    return problem.fixed_point(jnp.where(problem.mask, psi.astype(problem.embedding.dtype),
+                                         0))
 
 
 def residual(
@@ -325,13 +198,15 @@ class MeanField(AbstractMethod):
 
         **Returns:** a [`setfix.MeanFieldSolution`][].
         """
-        mask, key, batched, readout, embedding, axes, noise = _prepare(
-            f, items, mask, self.estimator, key, self.scaling
-        )
-        psi0 = _initial(psi0, mask, embedding.dtype)
-        if batched and self.scaling.couples_batch:
-            fn = _BatchMap(self.estimator, self.scaling, axes, self.root_form)
-            sol = self._solve(fn, readout, embedding, mask, noise, psi0, key)
+        problem = MeanFieldProblem(f, items, mask, estimator=self.estimator,
+                                   scaling=self.scaling, key=key)
+        key = checked_key(self.estimator, key)
+        mask = problem.mask
+        psi0 = initial_point(psi0, mask, problem.embedding.dtype)
+        if not problem.batched:
+            return self._solve(problem, psi0, key)
+        if self.scaling.couples_batch:
+            sol = self._solve(problem, psi0, key)
             # One solve for the whole batch: its step count, trace and omega are
             # shared by every set (`converged` and `residual` are already per set).
             b = mask.shape[0]
@@ -342,13 +217,9 @@ class MeanField(AbstractMethod):
                 jax.tree.map(broadcast, (sol.num_steps, sol.residual_trace, sol.omega)),
                 is_leaf=lambda x: x is None,
             )
-        fn = _SetMap(self.estimator, self.scaling, self.root_form)
-        if not batched:
-            return self._solve(fn, readout, embedding, mask, noise, psi0, key)
         keys = jax.random.split(key, mask.shape[0])
-        solve = lambda r, z, m, u, p, k: self._solve(fn, r, z, m, u, p, k)  # noqa: E731
-        return eqx.filter_vmap(solve, in_axes=(axes, 0, 0, 0, 0, 0))(
-            readout, embedding, mask, noise, psi0, keys
+        return eqx.filter_vmap(self._solve, in_axes=(problem.in_axes(), 0, 0))(
+            problem, psi0, keys
         )
 
     def solve(
@@ -362,11 +233,10 @@ class MeanField(AbstractMethod):
         """The same as calling the method: the solved fixed point from $\\psi = 0.5$."""
         return self(model, items, mask, key=key)
 
-    def _solve(self, fn, readout, embedding, mask, noise, psi0, key):
-        args = (readout, embedding, mask, noise)
+    def _solve(self, problem, psi0, key):
         solver = self.solver
         if self.trace:
-            solver = traced(solver, fn.residual, self.max_steps)
+            solver = traced(solver, _residual, self.max_steps)
         if self.root_form:
             # dR/dpsi = scale'(Hessian) - diag(1 / (psi (1 - psi))): symmetric negative
             # definite when the Hessian estimate is symmetric and small, so the
@@ -378,27 +248,24 @@ class MeanField(AbstractMethod):
                 else frozenset()
             )
             sol = optx.root_find(
-                fn, solver, psi0, args, max_steps=self.max_steps, adjoint=self.adjoint,
-                throw=self.throw, tags=tags,
+                _logit_residual, solver, psi0, problem, max_steps=self.max_steps,
+                adjoint=self.adjoint, throw=self.throw, tags=tags,
             )
         else:
             sol = optx.fixed_point(
-                fn, solver, psi0, args, max_steps=self.max_steps, adjoint=self.adjoint,
-                throw=self.throw,
+                _fixed_point, solver, psi0, problem, max_steps=self.max_steps,
+                adjoint=self.adjoint, throw=self.throw,
             )
         psi = sol.value
-        frozen = stop_gradient_tree((psi, args))
-        res = jnp.max(jnp.abs(fn.residual(*frozen)), axis=-1)
+        point, frozen = stop_gradient_tree((psi, problem))
+        res = jnp.max(jnp.abs(frozen.residual(point)), axis=-1)
         finite = jnp.all(jnp.isfinite(psi), axis=-1)
         result = per_set_result(sol.result, finite)
         converged = result == optx.RESULTS.successful
         omega = None
         if self.estimate_omega:
-            point, frozen_args = frozen
-            start = jnp.where(mask, jax.random.normal(key, psi.shape, psi.dtype), 0)
-            omega = spectral_norm(
-                lambda p: fn.fixed_point(p, frozen_args), point, start, 30
-            )
+            start = jnp.where(problem.mask, jax.random.normal(key, psi.shape, psi.dtype), 0)
+            omega = spectral_norm(frozen.fixed_point, point, start, 30)
         return MeanFieldSolution(
             psi=psi,
             num_steps=sol.stats["num_steps"],

@@ -7,11 +7,11 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._mean_field import _BatchMap, _initial, _noise, _prepare, _SetMap
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
 from ._pooled_items import PooledItems
+from ._problem import checked_key, initial_point, MeanFieldProblem
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
 from ._solution import MeanFieldSolution, per_set_result
@@ -71,25 +71,22 @@ class MeanFieldSteps(AbstractMethod):
 
         **Returns:** a [`setfix.MeanFieldSolution`][] holding $\\psi_K$.
         """
-        mask, key, batched, readout, embedding, axes, noise = _prepare(
-            f, items, mask, self.estimator, key, self.scaling
-        )
-        args = (readout, embedding, mask, noise)
+        problem = MeanFieldProblem(f, items, mask, estimator=self.estimator,
+                                   scaling=self.scaling, key=key)
+        key = checked_key(self.estimator, key)
+        mask = problem.mask
         if psi0 is None:
-            psi0 = jnp.full(mask.shape, self.initial, embedding.dtype)
-        psi = _initial(psi0, mask, embedding.dtype)
-        fn = _BatchMap(self.estimator, self.scaling, axes) if batched else _SetMap(
-            self.estimator, self.scaling
-        )
+            psi0 = jnp.full(mask.shape, self.initial, problem.embedding.dtype)
+        psi = initial_point(psi0, mask, problem.embedding.dtype)
         if self.redraw:
             def step(p, k):
-                fresh = _noise(self.estimator, jax.random.fold_in(key, k), mask)
-                return fn.fixed_point(p, (readout, embedding, mask, fresh)), None
+                return problem.redrawn(jax.random.fold_in(key, k)).fixed_point(p), None
         else:
             def step(p, k):
-                return fn.fixed_point(p, args), None
+                return problem.fixed_point(p), None
         psi = jax.lax.scan(step, psi, jnp.arange(self.steps))[0]
-        res = jnp.max(jnp.abs(fn.residual(*stop_gradient_tree((psi, args)))), axis=-1)
+        point, frozen = stop_gradient_tree((psi, problem))
+        res = jnp.max(jnp.abs(frozen.residual(point)), axis=-1)
         finite = jnp.all(jnp.isfinite(psi), axis=-1)
         return MeanFieldSolution(
             psi=psi,

@@ -10,7 +10,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, closed_form_gradient, is_closed_form
-from ._hessian import _own_bit, AbstractHessianRule, PairwiseHessian, ScoreHessian, ZeroHessian
+from ._hessian import AbstractHessianRule, own_bit, PairwiseHessian, ScoreHessian, ZeroHessian
 
 
 _NAMED = {"score": ScoreHessian(), "pairwise": PairwiseHessian(), "zero": ZeroHessian()}
@@ -128,7 +128,7 @@ def _differences(readout, embedding, subsets):
     """D[k, i] = F(S_k^{(i)} + i) - F(S_k^{(i)} - i), from one readout of F(S) and one
     of F(S with bit i toggled) per sample and item."""
     n = embedding.shape[0]
-    own = _own_bit(subsets, n)
+    own = own_bit(subsets, n)
     sign = 1 - 2 * own  # +1: i is added by the toggle; -1: i is removed
     pooled = subsets @ embedding  # (m, c, h)
     base = batched_readout(readout, pooled)  # (m, c)

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
-from ._evaluator import batched_readout, scale_energy, split_set_function
+from ._evaluator import batched_readout, pooled_split, scale_energy, split_set_function
 from ._exact import all_subsets, Exact
-from ._mean_field import _check_key, _noise, _SetMap, _split
 from ._pooled_items import PooledItems
+from ._problem import MeanFieldProblem
 from ._scaling import AbstractScaling, NoScaling
 from ._set_function import AbstractSetFunction
 from ._spectral import spectral_norm
@@ -72,28 +72,26 @@ def lipschitz_estimate(
     if num_iterations < 1:
         raise ValueError(f"`num_iterations` must be positive, got {num_iterations}.")
     point_key, start_key, noise_key = jax.random.split(key, 3)
-    readout, embedding = split_set_function(f, items)
-    readout, _ = scale_energy(scaling, readout, embedding, mask)
+    problem = MeanFieldProblem(f, items, mask, estimator=estimator, scaling=scaling,
+                               key=noise_key)
+    dtype = problem.embedding.dtype
     if psi is None:
         if num_points < 0:
             raise ValueError(f"`num_points` must be non-negative, got {num_points}.")
-        random = jax.random.uniform(point_key, (num_points, n), embedding.dtype)
-        psi = jnp.concatenate([jnp.full((1, n), 0.5, embedding.dtype), random])
+        random = jax.random.uniform(point_key, (num_points, n), dtype)
+        psi = jnp.concatenate([jnp.full((1, n), 0.5, dtype), random])
     else:
         psi = jnp.asarray(psi)
         if psi.ndim != 2:
             raise ValueError(f"`psi` must have shape (p, {n}), got {psi.shape}.")
-        psi = check_psi(psi, (psi.shape[0], n)).astype(embedding.dtype)
+        psi = check_psi(psi, (psi.shape[0], n)).astype(dtype)
     psi = jnp.where(mask, psi, 0)
-    noise = _noise(estimator, _check_key(estimator, noise_key), mask)
-    args = (readout, embedding, mask, noise)
-    fn = _SetMap(estimator, scaling)
 
     def norm_at(point, start):
-        return spectral_norm(lambda p: fn(p, args), point, jnp.where(mask, start, 0),
+        return spectral_norm(problem.fixed_point, point, jnp.where(mask, start, 0),
                              num_iterations)
 
-    starts = jax.random.normal(start_key, psi.shape, embedding.dtype)
+    starts = jax.random.normal(start_key, psi.shape, dtype)
     return jnp.max(jax.vmap(norm_at)(psi, starts))
 
 
@@ -136,7 +134,8 @@ def interaction_certificate(
         raise TypeError(
             f"{type(scaling).__name__} scales by a factor that depends on the gradient; "
             "the certificate needs NoScaling, ConstantScaling or CertifiedScaling.")
-    readout, embedding, axes = _split(f, items, mask.ndim == 2)
+    # The energy alone (no estimator samples): the bound is on the exact extension.
+    readout, embedding, axes = pooled_split(f, items, batched=mask.ndim == 2)
     readout, _ = scale_energy(scaling, readout, embedding, mask, axes)
     return factor * readout.interaction_bound(embedding, mask) / 4
 

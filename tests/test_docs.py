@@ -65,3 +65,13 @@ def test_snippets_exist():
     for page in PAGES:
         for path in re.findall(r'--8<-- "([^"]+)"', page.read_text()):
             assert (ROOT / path).is_file(), f"{page.name} includes missing {path}"
+
+
+def test_code_layout_page_names_every_module():
+    """`docs/code.md` lists every module of the package, and only modules that exist."""
+    package = ROOT / "setfix"
+    modules = {str(p.relative_to(package)) for p in package.rglob("_*.py")
+               if p.name not in ("__init__.py", "__main__.py")}
+    listed = set(re.findall(r"^- `([\w/]+\.py)`", (ROOT / "docs" / "code.md").read_text(),
+                            re.M))
+    assert listed == modules, (sorted(modules - listed), sorted(listed - modules))

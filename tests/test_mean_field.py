@@ -346,3 +346,39 @@ def test_solution_reports_why_each_solve_stopped():
         sf.MeanField(sf.MonteCarlo(5), max_steps=1, throw=True)(g, x[0], key=jax.random.key(2))
     with pytest.raises(TypeError, match="throw"):
         sf.MeanField(throw=1)  # pyright: ignore
+
+
+def test_problem_is_the_map_every_solve_iterates():
+    """`MeanFieldProblem` is the one place a solve's per-ground-set work is done: its map
+    equals `fixed_point_map`, `in_axes` splits a batch into the per-set problems (the
+    DeepSet's and a table's, whose readout is per set), its solved fixed point is what
+    `MeanField` returns, and `redrawn` changes only the samples."""
+    key = jax.random.key(0)
+    f = sf.DeepSet(2, hidden=8, width=8, key=key)
+    items = jax.random.normal(jax.random.key(1), (3, 6, 2))
+    mask = jnp.arange(6) < jnp.array([[6], [4], [5]])
+    est, scaling = sf.MonteCarlo(4), sf.NormScaling("fro")
+    psi = jax.random.uniform(jax.random.key(2), (3, 6))
+    for g in (f, random_table(jax.random.key(3), 6)):
+        problem = sf.MeanFieldProblem(g, items, mask, estimator=est, scaling=scaling,
+                                      key=key)
+        assert problem.batched
+        mapped = sf.fixed_point_map(g, items, mask, psi, estimator=est, scaling=scaling,
+                                    key=key)
+        assert jnp.allclose(problem.fixed_point(psi), mapped, atol=1e-6)
+        per_set = jax.vmap(lambda q, p: q.fixed_point(p), in_axes=(problem.in_axes(), 0))(
+            problem, psi)
+        assert jnp.allclose(per_set, mapped, atol=1e-6)
+        assert bool(jnp.all(jnp.where(mask, True, mapped == 0)))
+    problem = sf.MeanFieldProblem(f, items[0], estimator=est, scaling=scaling, key=key)
+    assert not problem.batched
+    sol = sf.MeanField(est, scaling, optx.FixedPointIteration(rtol=1e-6, atol=1e-6))(
+        f, items[0], key=key)
+    assert jnp.allclose(problem.fixed_point(sol.psi), sol.psi, atol=1e-5)
+    fresh = problem.redrawn(jax.random.key(9))
+    assert not jnp.allclose(fresh.noise, problem.noise)
+    assert jnp.array_equal(fresh.embedding, problem.embedding)
+    with pytest.raises(ValueError, match="`key` is required"):
+        sf.MeanFieldProblem(f, items[0], estimator=est)
+    with pytest.raises(TypeError, match="`estimator`"):
+        sf.MeanFieldProblem(f, items[0], estimator="mc")
