@@ -25,27 +25,27 @@ METHODS = ("idiffmf", "diffmf", "equivset_copula")
 def _child(method_name: str, batch: int) -> dict:
     import setfix as sf
     from setfix._experiment import build_method, build_model, Experiment
-    from setfix._fit import _evaluate_batch, _train_step
+    from setfix._fit import evaluate_batch, train_step
 
     train, val, _ = sf.datasets.moons(num_sets=max(4 * batch, 256))
     experiment = Experiment(dataset="moons", method=method_name)
     model = build_model(experiment, train.feature_shape, jax.random.key(0))
     method = build_method(experiment)
     optimizer = sf.default_optimizer(1e-3)
-    opt_state = method.init_optimizer(optimizer, model)
+    opt_state = method.objective.init(optimizer, model)
     batches = train.batches(batch)
 
     args = [next(batches) for _ in range(4)]
 
     def step(i):
         items, mask, target = args[i]
-        out = _train_step(model, opt_state, items, mask, target, jax.random.key(i), method,
-                          optimizer, 1)
+        out = train_step(model, opt_state, items, mask, target, jax.random.key(i), method,
+                         method.objective, optimizer, 1)
         return jax.block_until_ready(out)
 
     start = time.perf_counter()
-    lowered = _train_step.lower(model, opt_state, *args[0], jax.random.key(0), method,
-                                optimizer, 1)
+    lowered = train_step.lower(model, opt_state, *args[0], jax.random.key(0), method,
+                               method.objective, optimizer, 1)
     lower = time.perf_counter() - start
     start = time.perf_counter()
     lowered.compile()
@@ -64,8 +64,8 @@ def _child(method_name: str, batch: int) -> dict:
     timings = []
     for key in range(2):
         start = time.perf_counter()
-        jax.block_until_ready(_evaluate_batch(model, method, items, mask, target,
-                                              jax.random.key(key)))
+        jax.block_until_ready(evaluate_batch(model, method, items, mask, target,
+                                             jax.random.key(key)))
         timings.append(time.perf_counter() - start)
     return {
         "method": method_name,

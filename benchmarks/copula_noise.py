@@ -37,7 +37,7 @@ def statistics(run: Path, max_sets: int = 256) -> dict:
     mu = np.asarray(mean)[mask]
     method = build_method(config)
     keys = jax.random.split(jax.random.key(0), len(test))
-    samples = jax.vmap(lambda x, m, k: method.sample(model, x, m, key=k)[0])(
+    samples = jax.vmap(lambda x, m, k: method.objective.sample(model, x, m, key=k)[0])(
         items, jnp.asarray(mask), keys)
     agree = np.asarray(samples)[mask] == (mu > 0.5)
     return {

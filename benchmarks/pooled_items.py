@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 import setfix as sf
-from setfix._fit import _device_batches, _train_step
+from setfix._fit import device_batches, train_step
 from setfix._sharding import DataParallel
 
 from ._common import quick_flag, save
@@ -52,13 +52,13 @@ def _seconds_per_batch(make_batches, data, batch, repeats):
     model = sf.DeepSet(encoder=sf.MLPEncoder(data.pool.shape[1], 256, width=512, depth=1,
                                              key=key), key=key)
     method, optimizer = sf.idiffmf(max_steps=20), sf.default_optimizer(1e-3)
-    opt_state = method.init_optimizer(optimizer, model)
+    opt_state = method.objective.init(optimizer, model)
     best = float("inf")
     for i in range(repeats + 1):
         start = time.perf_counter()
         items, mask, target = next(make_batches(data, batch, parallel))
-        out = _train_step(model, opt_state, items, mask, target, jax.random.key(i), method,
-                          optimizer, 1)
+        out = train_step(model, opt_state, items, mask, target, jax.random.key(i), method,
+                         method.objective, optimizer, 1)
         jax.block_until_ready(eqx.filter(out, eqx.is_array))
         if i:  # the first call compiles
             best = min(best, time.perf_counter() - start)
@@ -70,7 +70,7 @@ def main(argv):
     data = _dataset(config["pool"], config["bits"], config["n"], config["batch"])
     results = {}
     for name, make_batches in (("gathered", _gathered_batches),
-                               ("pooled", _device_batches)):
+                               ("pooled", device_batches)):
         results[f"{name}_seconds_per_batch"] = _seconds_per_batch(
             make_batches, data, config["batch"], config["repeats"])
         print(f"{name}: {results[f'{name}_seconds_per_batch']:.2f} s per batch")

@@ -81,14 +81,14 @@ def _child_setfix(n, shape, encoder, batch, repeats):
     mask = jnp.ones((batch, n), bool)
     method = sf.idiffmf(tolerance=1e-6, max_steps=20)
     optimizer = sf.default_optimizer(1e-4)
-    opt_state = method.init_optimizer(optimizer, model)
+    opt_state = method.objective.init(optimizer, model)
 
     @eqx.filter_jit
     def step(model, opt_state, key):
         solve_key, negative_key = jax.random.split(key)
         negatives = sf.sample_negatives(negative_key, target, mask, 1)
-        return method.update(model, opt_state, items, mask, target, negatives,
-                             key=solve_key, optimizer=optimizer)
+        return method.objective.update(model, opt_state, method, items, mask, target,
+                                       negatives, key=solve_key, optimizer=optimizer)
 
     keys = iter(jax.random.split(jax.random.key(2), repeats + 1))
     (_, _, stats), seconds = timed(lambda: step(model, opt_state, next(keys)),

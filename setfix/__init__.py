@@ -12,16 +12,13 @@ from ._cross_validation import (
     cross_validate as cross_validate,
 )
 from ._dataset import SetDataset as SetDataset
+from ._elbo import EquiVSetELBO as EquiVSetELBO
 from ._encoders import (
     AbstractEncoder as AbstractEncoder,
     CNNEncoder as CNNEncoder,
     MLPEncoder as MLPEncoder,
 )
-from ._equivset import (
-    AmortizedSetFunction as AmortizedSetFunction,
-    EquiVSet as EquiVSet,
-    RecognitionNetwork as RecognitionNetwork,
-)
+from ._equivset import EquiVSet as EquiVSet
 from ._estimator import AbstractEstimator as AbstractEstimator
 from ._exact import Exact as Exact
 from ._fit import (
@@ -64,8 +61,18 @@ from ._metrics import (
     size_error as size_error,
 )
 from ._monte_carlo import MonteCarlo as MonteCarlo
+from ._objective import AbstractObjective as AbstractObjective, MeanFieldNLL as MeanFieldNLL
 from ._pooled_items import PooledItems as PooledItems
 from ._problem import MeanFieldProblem as MeanFieldProblem
+from ._recognition import (
+    AmortizedSetFunction as AmortizedSetFunction,
+    RecognitionNetwork as RecognitionNetwork,
+)
+from ._relaxed_noise import (
+    AbstractRelaxedNoise as AbstractRelaxedNoise,
+    CopulaNoise as CopulaNoise,
+    IndependentNoise as IndependentNoise,
+)
 from ._scaling import (
     AbstractScaling as AbstractScaling,
     CertifiedScaling as CertifiedScaling,

@@ -15,7 +15,6 @@ from jaxtyping import PRNGKeyArray
 from ._checkpoint import load_checkpoint, save_checkpoint
 from ._dataset import SetDataset
 from ._encoders import CNNEncoder, MLPEncoder
-from ._equivset import AmortizedSetFunction, RecognitionNetwork
 from ._fit import evaluate, fit, seconds_per_epoch, validation_key
 from ._method import AbstractMethod
 from ._methods import (
@@ -27,6 +26,7 @@ from ._methods import (
     onestep,
     reference_prediction,
 )
+from ._recognition import AmortizedSetFunction, RecognitionNetwork
 from ._scaling import CertifiedScaling, ConstantScaling, NormScaling, NoScaling
 from ._set_function import AbstractSetFunction, DeepSet
 from .datasets import _named

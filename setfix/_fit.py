@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import PRNGKeyArray
+from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 from tqdm import tqdm
 
 from ._checkpoint import load_training_state, save_training_state
@@ -30,6 +30,7 @@ from ._metrics import (
     size_error,
 )
 from ._misc import Default
+from ._objective import AbstractObjective
 from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction, check_item_shape
 from ._sharding import DataParallel
@@ -82,7 +83,7 @@ def seconds_per_epoch(history: Sequence[dict[str, Any]]) -> float:
     return float(np.median([record["train_seconds"] for record in history]))
 
 
-def _device_batches(data, batch_size, parallel, *, rng=None, drop_last=False):
+def device_batches(data, batch_size, parallel, *, rng=None, drop_last=False):
     """`data`'s batches on the devices. When the dataset has a pool with fewer rows than
     a batch has items, the pool goes to the devices once and each batch's items are
     `PooledItems` of it, so per-item encoders run once per pool row per step rather
@@ -99,7 +100,7 @@ def _device_batches(data, batch_size, parallel, *, rng=None, drop_last=False):
 
 
 @eqx.filter_jit
-def _evaluate_batch(model, method, items, mask, target, key):
+def evaluate_batch(model, method, items, mask, target, key):
     sol = method.solve(model, items, mask, key=key)
     psi = sol.psi
     pred = predict(psi, mask, jnp.sum(target & mask, axis=-1))
@@ -175,8 +176,8 @@ def evaluate(
     model = parallel.replicate(model)
     per_set: dict[str, list[np.ndarray]] = {}
     bins = 0
-    for i, batch in enumerate(_device_batches(data, batch_size, parallel)):
-        values, batch_bins = _evaluate_batch(model, method, *batch,
+    for i, batch in enumerate(device_batches(data, batch_size, parallel)):
+        values, batch_bins = evaluate_batch(model, method, *batch,
                                              jax.random.fold_in(key, i))
         for name, value in values.items():
             per_set.setdefault(name, []).append(np.asarray(value))
@@ -213,14 +214,17 @@ def _all_finite(tree) -> jax.Array:
 
 
 @eqx.filter_jit
-def _train_step(model, opt_state, items, mask, target, key, method, optimizer, neg_num):
-    """One optimiser step. Jitted once per (method, optimiser, neg_num, shapes): later
-    calls of `fit` with the same values, e.g. the folds of `cross_validate`, reuse it.
-    Its statistics hold `finite`: whether the loss and the new parameters are finite."""
+def train_step(model, opt_state, items, mask, target, key, method, objective, optimizer,
+               neg_num):
+    """One optimiser step of `objective` with `method`'s inference. Jitted once per
+    (method, objective, optimiser, neg_num, shapes): later calls of `fit` with the same
+    values, e.g. the folds of `cross_validate`, reuse it. Its statistics hold `finite`:
+    whether the loss and the new parameters are finite."""
     solve_key, negative_key = jax.random.split(key)
     negatives = sample_negatives(negative_key, target, mask, neg_num)
-    model, opt_state, stats = method.update(model, opt_state, items, mask, target,
-                                            negatives, key=solve_key, optimizer=optimizer)
+    model, opt_state, stats = objective.update(model, opt_state, method, items, mask,
+                                               target, negatives, key=solve_key,
+                                               optimizer=optimizer)
     stats = dict(stats, finite=_all_finite((stats["loss"], model)))
     return model, opt_state, stats
 
@@ -269,6 +273,7 @@ def fit(
     val: SetDataset,
     *,
     key: PRNGKeyArray,
+    objective: AbstractObjective | None = None,
     optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 1e-4,
     weight_decay: float = 0.0,
@@ -282,10 +287,11 @@ def fit(
     devices: Sequence[jax.Device] | None = None,
     progress: bool = True,
 ) -> FitResult:
-    """Learns the set function from oracle examples with `method` (for a
-    [`setfix.MeanField`][]: minimises the mean-field negative log-likelihood of $S^*$
-    at the solved fixed point, over the converged sets), one jitted step per batch,
-    with early stopping on the validation Jaccard index.
+    """Learns the set function from oracle examples: minimises `objective` (by default
+    `method.objective`; for the mean-field methods [`setfix.MeanFieldNLL`][], the
+    mean-field negative log-likelihood of $S^*$ at the inferred $\\psi$ over the
+    converged sets) with `method`'s inference, one jitted step per batch, with early
+    stopping on the validation Jaccard index.
 
     A step whose loss or updated parameters are not finite stops training with a
     [`setfix.DivergenceError`][] naming the epoch (that epoch's model is neither kept
@@ -298,7 +304,9 @@ def fit(
     **Arguments:**
 
     - `model`: the initial set function.
-    - `method`: how to train and infer, e.g. `setfix.idiffmf()` or `setfix.diffmf()`.
+    - `method`: how $\\psi$ is inferred, e.g. `setfix.idiffmf()` or `setfix.diffmf()`.
+    - `objective`: what is minimised, an [`setfix.AbstractObjective`][] (default:
+        `method.objective`, the objective the method is published with).
     - `train`, `val`: the training and validation sets.
     - `key`: PRNG key; epoch `e` splits `fold_in(key, e)` into keys for shuffling,
         training and validation, so a resumed run repeats an uninterrupted one.
@@ -327,6 +335,105 @@ def fit(
     _check_method(method)
     inference = method if inference is None else inference
     _check_method(inference, "inference")
+    objective = method.objective if objective is None else objective
+    if not isinstance(objective, AbstractObjective):
+        raise TypeError("`objective` must be a setfix objective such as "
+                        f"`setfix.MeanFieldNLL()`, got {type(objective).__name__}.")
+    _check_fit_arguments(model, train, val, batch_size, epochs, patience, drop_last)
+    if isinstance(neg_num, Default):
+        neg_num = method.neg_num
+    check_neg_num(neg_num)
+    rate = None  # the learning rate, when `fit` builds the optimiser
+    if optimizer is None:
+        optimizer, rate = default_optimizer(learning_rate, weight_decay), learning_rate
+    parallel = DataParallel(devices)
+    state = TrainingState.start(model, objective.init(optimizer, model))
+    history: list[dict[str, Any]] = []
+    if checkpoint is not None:
+        checkpoint = pathlib.Path(checkpoint)
+        state, history = TrainingState.resume(checkpoint, state)
+    resumed = len(history)
+    state = eqx.tree_at(lambda s: (s.model, s.opt_state), state,
+                        parallel.replicate((state.model, state.opt_state)))
+    step = functools.partial(train_step, method=method, objective=objective,
+                             optimizer=optimizer, neg_num=neg_num)
+    drop_last = drop_last and len(train) >= batch_size
+    warned = False
+    for epoch in range(len(history) + 1, epochs + 1):
+        if int(state.bad_epochs) >= patience:
+            break
+        start = time.perf_counter()
+        shuffle_key, train_key, val_key = _epoch_keys(key, epoch)
+        batches = _epoch_batches(train, batch_size, parallel, shuffle_key, drop_last)
+        model, opt_state, totals = _train_epoch(state, batches, step, train_key, epoch,
+                                                rate, progress)
+        train_seconds = time.perf_counter() - start
+        scores = evaluate(model, inference, val, key=val_key, devices=devices)
+        record = _epoch_record(epoch, totals, scores, train_seconds,
+                               time.perf_counter() - start)
+        history.append(record)
+        if progress:
+            tqdm.write(_epoch_line(record))
+        if record["train_converged"] < 0.5 and not warned:
+            warnings.warn(_UNCONVERGED.format(epoch=epoch, rate=record["train_converged"]),
+                          RuntimeWarning, stacklevel=2)
+            warned = True
+        best = history[int(state.best_epoch) - 1]["val_jaccard"] if state.best_epoch else -1.0
+        state = state.after_epoch(model, opt_state, record["val_jaccard"], best)
+        if checkpoint is not None:
+            save_training_state(checkpoint, state, history)
+    best_epoch = int(state.best_epoch)
+    best = history[best_epoch - 1]["val_jaccard"] if best_epoch else float(state.best_val_jaccard)
+    return FitResult(state.best_model, history, best_epoch, best, resumed)
+
+
+class TrainingState(eqx.Module):
+    """What `fit` carries from epoch to epoch and checkpoints: the model and optimiser
+    state, the best model so far, and the early-stopping counters (as arrays, so the
+    whole state is one checkpoint)."""
+
+    model: AbstractSetFunction
+    opt_state: PyTree
+    best_model: AbstractSetFunction
+    epochs_done: Int[Array, ""]
+    best_val_jaccard: Float[Array, ""]
+    bad_epochs: Int[Array, ""]
+    best_epoch: Int[Array, ""]
+
+    @classmethod
+    def start(cls, model: AbstractSetFunction, opt_state: PyTree) -> "TrainingState":
+        """The state before the first epoch."""
+        return cls(model, opt_state, model, jnp.array(0), jnp.array(-1.0), jnp.array(0),
+                   jnp.array(0))
+
+    @staticmethod
+    def resume(checkpoint: pathlib.Path, like: "TrainingState"):
+        """`(state, history)` from `checkpoint` if it exists, else `(like, [])`."""
+        if not checkpoint.exists():
+            return like, []
+        state, history = load_training_state(checkpoint, like)
+        if len(history) != int(state.epochs_done):
+            raise ValueError(
+                f"checkpoint `{checkpoint}` holds {int(state.epochs_done)} epochs but its "
+                f"manifest `{checkpoint}.json` records {len(history)}; delete both "
+                "files to start afresh."
+            )
+        return state, history
+
+    def after_epoch(self, model, opt_state, val_jaccard: float, best: float) -> "TrainingState":
+        """The state after an epoch that ended with `model` scoring `val_jaccard`
+        against the best so far, `best` (full precision, from the history)."""
+        epoch = int(self.epochs_done) + 1
+        if val_jaccard > best:
+            best_model, best, best_epoch, bad = model, val_jaccard, epoch, 0
+        else:
+            best_model, best_epoch, bad = self.best_model, int(self.best_epoch), \
+                int(self.bad_epochs) + 1
+        return TrainingState(model, opt_state, best_model, jnp.array(epoch), jnp.array(best),
+                             jnp.array(bad), jnp.array(best_epoch))
+
+
+def _check_fit_arguments(model, train, val, batch_size, epochs, patience, drop_last):
     for name, value in (("train", train), ("val", val)):
         if not isinstance(value, SetDataset):
             raise TypeError(f"`{name}` must be a setfix.SetDataset, got {type(value).__name__}.")
@@ -334,6 +441,8 @@ def fit(
                         ("patience", patience)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    if not isinstance(drop_last, bool):
+        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
     if train.feature_shape != val.feature_shape:
         raise ValueError(
             f"`train` items have feature shape {train.feature_shape} but `val` items "
@@ -347,108 +456,70 @@ def fit(
             warnings.warn(
                 f"{value.num_empty_targets} of the {len(value)} sets of `{name}` have an "
                 "empty oracle subset S*: they add no positive term to the loss and the "
-                "Jaccard figures leave them out.", RuntimeWarning, stacklevel=2)
-    if isinstance(neg_num, Default):
-        neg_num = method.neg_num
-    check_neg_num(neg_num)
-    rate = None  # the learning rate, when `fit` builds the optimiser
-    if optimizer is None:
-        optimizer, rate = default_optimizer(learning_rate, weight_decay), learning_rate
-    parallel = DataParallel(devices)
-    opt_state = method.init_optimizer(optimizer, model)
-    # (model, optimiser state, best model, epochs done, best val Jaccard, bad epochs,
-    # best epoch)
-    state = (model, opt_state, model, jnp.array(0), jnp.array(-1.0), jnp.array(0),
-             jnp.array(0))
-    history: list[dict[str, Any]] = []
-    if checkpoint is not None:
-        checkpoint = pathlib.Path(checkpoint)
-        if checkpoint.exists():
-            state, history = load_training_state(checkpoint, state)
-            if len(history) != int(state[3]):
-                raise ValueError(
-                    f"checkpoint `{checkpoint}` holds {int(state[3])} epochs but its "
-                    f"manifest `{checkpoint}.json` records {len(history)}; delete both "
-                    "files to start afresh."
-                )
-    model, opt_state, best_model, done, best, bad, best_epoch = state
-    warned = False
-    done, best, bad, best_epoch = int(done), float(best), int(bad), int(best_epoch)
-    resumed = done
-    if best_epoch and len(history) >= best_epoch:
-        best = history[best_epoch - 1]["val_jaccard"]  # full precision (JSON)
-    model, opt_state = parallel.replicate((model, opt_state))
+                "Jaccard figures leave them out.", RuntimeWarning, stacklevel=3)
 
-    if not isinstance(drop_last, bool):
-        raise TypeError(f"`drop_last` must be True or False, got {drop_last!r}.")
-    drop_last = drop_last and len(train) >= batch_size
-    for epoch in range(done + 1, epochs + 1):
-        if bad >= patience:
-            break
-        start = time.perf_counter()
-        shuffle_key, train_key, val_key = _epoch_keys(key, epoch)
-        seed = int(jax.random.randint(shuffle_key, (), 0, 2**31 - 1))
-        batches = _device_batches(train, batch_size, parallel,
-                                  rng=np.random.default_rng(seed), drop_last=drop_last)
-        num_batches = len(train) // batch_size if drop_last else -(-len(train) // batch_size)
-        bar = tqdm(batches, total=num_batches, disable=not progress,
-                   desc=f"epoch {epoch}", leave=False)
-        totals: dict[str, list[float]] = {}
-        for i, batch in enumerate(bar):
-            try:
-                model, opt_state, stats = _train_step(
-                    model, opt_state, *batch, jax.random.fold_in(train_key, i),
-                    method, optimizer, neg_num)
-                stats = {name: float(value) for name, value in stats.items()}
-            except eqx.EquinoxRuntimeError as error:
-                if not _nonfinite_failure(error):
-                    raise
-                cause = _runtime_message(error)
-                raise _diverged(epoch, i, f"a check inside the step failed ({cause})",
-                                rate) from error
-            if not stats.pop("finite"):
-                raise _diverged(epoch, i, "the loss or the updated parameters are not "
-                                "finite", rate)
-            for name, value in stats.items():
-                totals.setdefault(name, []).append(value)
-            bar.set_postfix(loss=f"{totals['loss'][-1]:.4f}",
-                            steps=f"{totals['num_steps'][-1]:.1f}")
-        train_seconds = time.perf_counter() - start
-        scores = evaluate(model, inference, val, key=val_key, devices=devices)
-        means = {name: float(np.mean(values)) for name, values in totals.items()}
-        record = {"epoch": epoch, "loss": means.pop("loss"),
-                  **{f"val_{name}": value for name, value in scores.items()},
-                  "train_steps": means.pop("num_steps"),
-                  "train_converged": means.pop("converged"), **means,
-                  "train_seconds": train_seconds,
-                  "seconds": time.perf_counter() - start}
-        history.append(record)
-        unconverged = _unconverged(record)
-        if progress:
-            tqdm.write(
-                f"epoch {epoch:3d}  loss {record['loss']:.4f}  val Jaccard "
-                f"{record['val_jaccard']:6.2f}  steps {record['train_steps']:.1f}  "
-                f"{unconverged}({record['seconds']:.1f} s)"
-            )
-        if record["train_converged"] < 0.5 and not warned:
-            warnings.warn(
-                f"epoch {epoch}: only {record['train_converged']:.0%} of the training "
-                "solves converged; the loss (and its gradient) is taken over the "
-                "converged sets only. A contracting map needs a smaller scale of the "
-                "gradient: a larger `c` in `ConstantScaling(c)` (it divides by c), "
-                "`NormScaling`, or `CertifiedScaling` with `DeepSet(smooth=True)`, "
-                "whose contraction is certified; or more `max_steps`.",
-                RuntimeWarning, stacklevel=2)
-            warned = True
-        if record["val_jaccard"] > best:
-            best, best_model, best_epoch, bad = record["val_jaccard"], model, epoch, 0
-        else:
-            bad += 1
-        if checkpoint is not None:
-            save_training_state(checkpoint, (model, opt_state, best_model, jnp.array(epoch),
-                                             jnp.array(best), jnp.array(bad),
-                                             jnp.array(best_epoch)), history)
-    return FitResult(best_model, history, best_epoch, best, resumed)
+
+def _epoch_batches(train, batch_size, parallel, shuffle_key, drop_last):
+    """The epoch's shuffled training batches on the devices, and how many there are."""
+    seed = int(jax.random.randint(shuffle_key, (), 0, 2**31 - 1))
+    batches = device_batches(train, batch_size, parallel, rng=np.random.default_rng(seed),
+                             drop_last=drop_last)
+    count = len(train) // batch_size if drop_last else -(-len(train) // batch_size)
+    return batches, count
+
+
+def _train_epoch(state, batches, step, key, epoch, rate, progress):
+    """One pass over the training batches: `(model, opt_state, statistics per batch)`.
+    Raises `DivergenceError` at the first step that is not finite."""
+    batches, count = batches
+    model, opt_state = state.model, state.opt_state
+    bar = tqdm(batches, total=count, disable=not progress, desc=f"epoch {epoch}",
+               leave=False)
+    totals: dict[str, list[float]] = {}
+    for i, batch in enumerate(bar):
+        try:
+            model, opt_state, stats = step(model, opt_state, *batch,
+                                           jax.random.fold_in(key, i))
+            stats = {name: float(value) for name, value in stats.items()}
+        except eqx.EquinoxRuntimeError as error:
+            if not _nonfinite_failure(error):
+                raise
+            cause = _runtime_message(error)
+            raise _diverged(epoch, i, f"a check inside the step failed ({cause})",
+                            rate) from error
+        if not stats.pop("finite"):
+            raise _diverged(epoch, i, "the loss or the updated parameters are not "
+                            "finite", rate)
+        for name, value in stats.items():
+            totals.setdefault(name, []).append(value)
+        bar.set_postfix(loss=f"{totals['loss'][-1]:.4f}",
+                        steps=f"{totals['num_steps'][-1]:.1f}")
+    return model, opt_state, totals
+
+
+def _epoch_record(epoch, totals, scores, train_seconds, seconds) -> dict[str, Any]:
+    """The history record of an epoch: training means and validation figures."""
+    means = {name: float(np.mean(values)) for name, values in totals.items()}
+    return {"epoch": epoch, "loss": means.pop("loss"),
+            **{f"val_{name}": value for name, value in scores.items()},
+            "train_steps": means.pop("num_steps"),
+            "train_converged": means.pop("converged"), **means,
+            "train_seconds": train_seconds, "seconds": seconds}
+
+
+def _epoch_line(record) -> str:
+    return (f"epoch {record['epoch']:3d}  loss {record['loss']:.4f}  val Jaccard "
+            f"{record['val_jaccard']:6.2f}  steps {record['train_steps']:.1f}  "
+            f"{_unconverged(record)}({record['seconds']:.1f} s)")
+
+
+_UNCONVERGED = (
+    "epoch {epoch}: only {rate:.0%} of the training solves converged; the loss (and its "
+    "gradient) is taken over the converged sets only. A contracting map needs a smaller "
+    "scale of the gradient: a larger `c` in `ConstantScaling(c)` (it divides by c), "
+    "`NormScaling`, or `CertifiedScaling` with `DeepSet(smooth=True)`, whose contraction "
+    "is certified; or more `max_steps`."
+)
 
 
 def default_optimizer(

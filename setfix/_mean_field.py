@@ -12,6 +12,7 @@ from ._estimator import AbstractEstimator
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
+from ._objective import MeanFieldNLL
 from ._pooled_items import PooledItems
 from ._problem import checked_key, initial_point, MeanFieldProblem
 from ._scaling import AbstractScaling, NormScaling
@@ -221,6 +222,11 @@ class MeanField(AbstractMethod):
         return eqx.filter_vmap(self._solve, in_axes=(problem.in_axes(), 0, 0))(
             problem, psi0, keys
         )
+
+    @property
+    def objective(self) -> MeanFieldNLL:
+        """[`setfix.MeanFieldNLL`][], the objective of the mean-field methods."""
+        return MeanFieldNLL()
 
     def solve(
         self,

@@ -10,6 +10,7 @@ from ._estimator import AbstractEstimator
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
+from ._objective import MeanFieldNLL
 from ._pooled_items import PooledItems
 from ._problem import checked_key, initial_point, MeanFieldProblem
 from ._scaling import AbstractScaling, NoScaling
@@ -95,6 +96,11 @@ class MeanFieldSteps(AbstractMethod):
             converged=finite,
             result=per_set_result(optx.RESULTS.successful, finite),
         )
+
+    @property
+    def objective(self) -> MeanFieldNLL:
+        """[`setfix.MeanFieldNLL`][], the objective of the mean-field methods."""
+        return MeanFieldNLL()
 
     def solve(
         self,

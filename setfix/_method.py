@@ -1,27 +1,37 @@
-"""What a learning method is: how it infers psi for a set and how it takes a training step."""
+"""What an inference method is: how it infers psi for a set (training is an objective's
+job: `_objective.py`)."""
 
 import abc
-from typing import Any
+from typing import TYPE_CHECKING
 
 import equinox as eqx
-import optax
-from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
+from equinox import AbstractVar
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from ._losses import check_neg_num, mean_field_nll
+from ._losses import check_neg_num
 from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction
-from ._solution import mean_over_converged, MeanFieldSolution
+from ._solution import MeanFieldSolution
+
+
+if TYPE_CHECKING:
+    from ._objective import AbstractObjective
 
 
 class AbstractMethod(eqx.Module):
-    r"""A way of learning a set function from oracle examples $(V, S^*)$ and of
-    inferring the mean field $\psi$ of a ground set from it.
+    r"""A way of inferring the mean field $\psi$ of a ground set from a set function:
+    [`setfix.MeanField`][] (solve the fixed point), [`setfix.MeanFieldSteps`][] (a few
+    steps, unrolled), [`setfix.EquiVSet`][] (a recognition network, then steps).
 
-    Subclasses implement `solve`. The default training step minimises the mean-field
-    negative log-likelihood ([`setfix.mean_field_nll`][]) of $S^*$ at the inferred
-    $\psi$, averaged over the sets whose inference converged; methods with other
-    objectives (e.g. [`setfix.EquiVSet`][]) override `init_optimizer` and `update`.
+    Subclasses implement `solve` and name the training objective the method is
+    published with (`objective`), which [`setfix.fit`][] uses unless given another;
+    the inference itself never trains.
     """
+
+    # The training objective this method is published with: the one `setfix.fit` uses
+    # unless given `objective=` (a property of the mean-field methods, a field of
+    # EquiVSet's).
+    objective: AbstractVar["AbstractObjective"]
 
     @property
     def neg_num(self) -> int | None:
@@ -45,47 +55,3 @@ class AbstractMethod(eqx.Module):
         key: PRNGKeyArray | None = None,
     ) -> MeanFieldSolution:
         """Infers $\\psi$ for one set `(n, d)` or a padded batch `(b, n, d)`."""
-
-    def loss(
-        self,
-        model: AbstractSetFunction,
-        items: Float[Array, "b n d"] | PooledItems,
-        mask: Bool[Array, "b n"],
-        target: Bool[Array, "b n"],
-        negatives: Bool[Array, "b n"],
-        *,
-        key: PRNGKeyArray,
-    ) -> tuple[Float[Array, ""], MeanFieldSolution]:
-        """The training loss of a batch and the solution it was computed at."""
-        sol = self.solve(model, items, mask, key=key)
-        nll = mean_field_nll(sol.psi, target, mask, negatives)
-        return mean_over_converged(nll, sol.converged), sol
-
-    def init_optimizer(
-        self, optimizer: optax.GradientTransformation, model: AbstractSetFunction
-    ) -> PyTree:
-        """The optimiser state for training `model` with this method."""
-        return optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-
-    def update(
-        self,
-        model: AbstractSetFunction,
-        opt_state: PyTree,
-        items: Float[Array, "b n d"] | PooledItems,
-        mask: Bool[Array, "b n"],
-        target: Bool[Array, "b n"],
-        negatives: Bool[Array, "b n"],
-        *,
-        key: PRNGKeyArray,
-        optimizer: optax.GradientTransformation,
-    ) -> tuple[AbstractSetFunction, PyTree, dict[str, Any]]:
-        """One training step on a batch. Returns the new model, the new optimiser state
-        and statistics (`loss`, `num_steps`, `converged`, scalars)."""
-        (loss, sol), grads = eqx.filter_value_and_grad(self.loss, has_aux=True)(
-            model, items, mask, target, negatives, key=key
-        )
-        params = eqx.filter(model, eqx.is_inexact_array)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        stats = {"loss": loss, "num_steps": sol.num_steps.mean(),
-                 "converged": sol.converged.mean()}
-        return eqx.apply_updates(model, updates), opt_state, stats

@@ -4,12 +4,14 @@ import lineax as lx
 import optimistix as optx
 
 from ._adjoints import OneStep
+from ._elbo import EquiVSetELBO
 from ._equivset import EquiVSet
 from ._hessian import AbstractHessianRule, ScoreHessian, ZeroHessian
 from ._mean_field import MeanField
 from ._mean_field_steps import MeanFieldSteps
 from ._misc import Default
 from ._monte_carlo import MonteCarlo
+from ._relaxed_noise import CopulaNoise, IndependentNoise
 from ._scaling import AbstractScaling, CertifiedScaling, NormScaling, NoScaling
 from ._theory import iteration_bound
 
@@ -151,7 +153,8 @@ def equivset_ind(*, num_samples: int = 5, tau: float = 0.1) -> EquiVSet:
 
     **Arguments:** `num_samples` (Monte Carlo and ELBO samples), `tau` (temperature).
     """
-    return EquiVSet("ind", MonteCarlo(num_samples, hessian=ZeroHessian()), 1, num_samples, tau)
+    return EquiVSet(MonteCarlo(num_samples, hessian=ZeroHessian()), 1,
+                    objective=EquiVSetELBO(IndependentNoise(), num_samples, tau))
 
 
 def equivset_copula(
@@ -164,8 +167,8 @@ def equivset_copula(
     `standardise` (divide the copula's noise by its standard deviation before $\Phi$,
     so that samples follow $\mu$; default `False`, the published code's noise).
     """
-    return EquiVSet("copula", MonteCarlo(num_samples, hessian=ZeroHessian()), 1, num_samples, tau,
-                    standardise=standardise)
+    return EquiVSet(MonteCarlo(num_samples, hessian=ZeroHessian()), 1,
+                    objective=EquiVSetELBO(CopulaNoise(standardise), num_samples, tau))
 
 
 def reference_prediction(method: MeanField | MeanFieldSteps) -> MeanFieldSteps:

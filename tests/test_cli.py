@@ -162,10 +162,11 @@ def test_the_method_options_build_the_published_baselines():
     from setfix._experiment import build_method, Experiment
 
     default = Experiment(method="equivset_copula")
-    assert default.label == "equivset_copula" and not build_method(default).standardise
+    assert default.label == "equivset_copula"
+    assert not build_method(default).objective.noise.standardise
     standard = Experiment(method="equivset_copula", copula="standardised")
     assert standard.label == "equivset_copula-standardised"
-    assert build_method(standard).standardise
+    assert build_method(standard).objective.noise.standardise
     assert Experiment(method="diffmf", copula="standardised").copula == "published"
     with pytest.raises(ValueError, match="unknown copula 'raw'"):
         Experiment(method="equivset_copula", copula="raw")

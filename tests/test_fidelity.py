@@ -32,7 +32,7 @@ def _copula_statistics(method, epochs=10):
         spread = np.sqrt(scale**2 + np.sum(factors**2, axis=-1))[mask]
         mu = np.asarray(mu)[mask]
         keys = jax.random.split(jax.random.key(1), len(test))
-        samples = jax.vmap(lambda x, m, k: method.sample(model, x, m, key=k)[0])(
+        samples = jax.vmap(lambda x, m, k: method.objective.sample(model, x, m, key=k)[0])(
             items, jnp.asarray(mask), keys)
         return {"sd": float(np.median(spread)), "mu_p05": float(np.quantile(mu, 0.05)),
                 "mu_p95": float(np.quantile(mu, 0.95)),

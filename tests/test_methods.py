@@ -66,9 +66,14 @@ def test_method_compositions():
     d = sf.diffmf()
     assert isinstance(d, sf.MeanFieldSteps) and d.steps == 5
     assert isinstance(d.scaling, sf.NoScaling)
-    assert sf.equivset_ind().mode == "ind" and sf.equivset_copula().mode == "copula"
-    with pytest.raises(ValueError, match="`mode`"):
-        sf.EquiVSet("gaussian")  # pyright: ignore
+    assert sf.equivset_ind().objective.noise == sf.IndependentNoise()
+    assert sf.equivset_copula().objective.noise == sf.CopulaNoise()
+    assert isinstance(d.objective, sf.MeanFieldNLL) and sf.idiffmf().objective == d.objective
+    # The old string modes get an error that names the values that replace them.
+    with pytest.raises(TypeError, match="IndependentNoise"):
+        sf.EquiVSet("ind")  # pyright: ignore
+    with pytest.raises(TypeError, match="noise"):
+        sf.EquiVSetELBO("copula")  # pyright: ignore
 
 
 def test_redrawn_steps_use_a_fresh_key_each_step():
@@ -115,8 +120,8 @@ def _amortized(key, d=2):
     )
 
 
-@pytest.mark.parametrize("mode", ["ind", "copula"])
-def test_equivset_samples_have_the_recognition_marginals(mode):
+@pytest.mark.parametrize("noise", [sf.IndependentNoise(), sf.CopulaNoise(standardise=True)])
+def test_equivset_samples_have_the_recognition_marginals(noise):
     """With a small temperature, item i is in a sample with probability mu_i in both
     modes when the copula's noise is standardised before Phi (with the published
     unstandardised noise the marginals are wrong: next test). 4000 samples: 5 standard
@@ -124,8 +129,8 @@ def test_equivset_samples_have_the_recognition_marginals(mode):
     model = _amortized(jax.random.key(2))
     items = jax.random.normal(jax.random.key(3), (6, 2), jnp.float64) * 3
     mask = jnp.array([True] * 5 + [False])
-    method = sf.EquiVSet(mode, num_samples=4000, tau=1e-4, standardise=True)
-    samples = method.sample(model, items, mask, key=jax.random.key(4))
+    elbo = sf.EquiVSetELBO(noise, num_samples=4000, tau=1e-4)
+    samples = elbo.sample(model, items, mask, key=jax.random.key(4))
     mu = model.recognition(items)[0]
     assert set(np.unique(samples)) <= {0.0, 1.0}
     assert np.all(samples[:, 5] == 0)
@@ -141,17 +146,18 @@ def test_equivset_published_copula_has_its_published_marginals():
     mu = jnp.array([0.1, 0.3, 0.5, 0.7, 0.9, 0.95])
     scale, factors = jnp.full(6, 2.0), jnp.full((6, 2), 0.5)  # noise std 2.12, not 1
     mask = jnp.ones(6, bool)
-    method = sf.EquiVSet("copula", num_samples=4000, tau=1e-4)
-    samples = method._relaxed_sample((mu, scale, factors), mask, jax.random.key(4))
+    elbo = sf.EquiVSetELBO(sf.CopulaNoise(), num_samples=4000, tau=1e-4)
+    samples = elbo.relaxed_sample((mu, scale, factors), mask, jax.random.key(4))
     spread = np.sqrt(scale**2 + np.sum(factors**2, axis=-1))
     expected = scipy_norm_cdf(scipy_norm_ppf(mu) / spread)
     se = np.sqrt(expected * (1 - expected) / 4000)
     assert np.all(np.abs(samples.mean(0) - expected) < 5 * se + 1e-3)
     assert np.max(np.abs(expected - mu)) > 0.05  # the case tells the two apart
-    assert not sf.equivset_copula().standardise
-    assert sf.equivset_copula(standardise=True).standardise
+    assert sf.EquiVSetELBO() == sf.equivset_copula().objective
+    assert not sf.equivset_copula().objective.noise.standardise
+    assert sf.equivset_copula(standardise=True).objective.noise.standardise
     with pytest.raises(TypeError, match="standardise"):
-        sf.EquiVSet("copula", standardise="no")
+        sf.CopulaNoise(standardise="no")  # pyright: ignore
 
 
 def scipy_norm_cdf(x):
@@ -168,8 +174,8 @@ def test_equivset_elbo_matches_the_exact_multilinear_value():
     model = _amortized(jax.random.key(5))
     items = jax.random.normal(jax.random.key(6), (4, 2), jnp.float64)
     mask = jnp.ones(4, bool)
-    method = sf.EquiVSet("ind", num_samples=20000, tau=1e-4)
-    elbo = method.elbo(model, items, mask, key=jax.random.key(7))
+    objective = sf.EquiVSetELBO(sf.IndependentNoise(), num_samples=20000, tau=1e-4)
+    elbo = objective.elbo(model, items, mask, key=jax.random.key(7))
     mu = np.asarray(model.recognition(items)[0])
     table = np.array([float(model(items, jnp.array([(b >> i) & 1 for i in range(4)], float)))
                       for b in range(16)])
@@ -182,12 +188,13 @@ def test_equivset_update_alternates_with_separate_optimiser_states():
     model = _amortized(jax.random.key(8))
     train, _, _ = sf.datasets.moons(v_size=10, s_size=2, num_sets=4)
     method = sf.equivset_copula(num_samples=3)
+    objective = method.objective
     optimizer = optax.sgd(1e-2)
-    state = method.init_optimizer(optimizer, model)
+    state = objective.init(optimizer, model)
     assert isinstance(state, tuple) and len(state) == 2
     items, mask, target = (jnp.asarray(x) for x in (train.items, train.mask, train.target))
-    update = eqx.filter_jit(lambda *a: method.update(*a, key=jax.random.key(9),
-                                                     optimizer=optimizer))
+    update = eqx.filter_jit(lambda m, s, *a: objective.update(
+        m, s, method, *a, key=jax.random.key(9), optimizer=optimizer))
     new, _, stats = update(model, state, items, mask, target, mask & ~target)
     assert set(stats) >= {"loss", "neg_elbo", "num_steps", "converged"}
 

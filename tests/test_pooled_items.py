@@ -9,7 +9,7 @@ import optax
 import pytest
 
 import setfix as sf
-from setfix._fit import _device_batches
+from setfix._fit import device_batches
 from setfix._sharding import DataParallel
 
 from .helpers import random_table
@@ -38,8 +38,8 @@ def test_solves_and_gradients_match_the_gathered_items(method):
     negatives = sf.sample_negatives(jax.random.key(5), TARGET, MASK, 1)
 
     def grad(items):
-        return eqx.filter_grad(lambda m: method.loss(m, items, MASK, TARGET, negatives,
-                                                     key=key)[0])(f)
+        return eqx.filter_grad(lambda m: sf.MeanFieldNLL().loss(
+            m, method, items, MASK, TARGET, negatives, key=key)[0])(f)
 
     pooled, gathered = grad(sf.PooledItems(POOL, ROWS)), grad(POOL[ROWS])
     assert _max_difference(pooled, gathered) < 1e-10
@@ -63,12 +63,13 @@ def test_equivset_update_matches_the_gathered_items():
         sf.DeepSet(3, width=16, key=keys[0]),
         sf.RecognitionNetwork(3, width=16, key=keys[1]))
     method, optimizer = sf.equivset_copula(), optax.sgd(1.0)
-    state = method.init_optimizer(optimizer, model)
+    objective = method.objective
+    state = objective.init(optimizer, model)
     negatives = sf.sample_negatives(keys[2], TARGET, MASK, 1)
-    a, _, stats_a = method.update(model, state, sf.PooledItems(POOL, ROWS), MASK, TARGET,
-                                  negatives, key=keys[2], optimizer=optimizer)
-    b, _, stats_b = method.update(model, state, POOL[ROWS], MASK, TARGET, negatives,
-                                  key=keys[2], optimizer=optimizer)
+    a, _, stats_a = objective.update(model, state, method, sf.PooledItems(POOL, ROWS), MASK,
+                                     TARGET, negatives, key=keys[2], optimizer=optimizer)
+    b, _, stats_b = objective.update(model, state, method, POOL[ROWS], MASK, TARGET,
+                                     negatives, key=keys[2], optimizer=optimizer)
     assert _max_difference(a, b) < 1e-10 and _max_difference(a, model) > 1e-3
     for name in ("loss", "neg_elbo"):
         assert jnp.allclose(stats_a[name], stats_b[name], atol=1e-12)
@@ -95,16 +96,16 @@ def _dataset(num_sets=10, pool_rows=12):
 def test_fit_and_evaluate_pass_a_small_pool_as_pooled_items():
     data = _dataset()
     parallel = DataParallel()
-    (items, mask, target), = list(_device_batches(data, 10, parallel))
+    (items, mask, target), = list(device_batches(data, 10, parallel))
     assert isinstance(items, sf.PooledItems) and items.rows.shape == (10, 6)
     assert jnp.array_equal(items.gather(), data.features())
     # A float16 store (images) is computed on in float32, as the gathered features are.
     half = sf.SetDataset(data.items, data.mask, data.target,
                          pool=data.pool.astype(np.float16))
-    items, _, _ = next(_device_batches(half, 10, parallel))
+    items, _, _ = next(device_batches(half, 10, parallel))
     assert items.pool.dtype == jnp.float32 == half.features().dtype
     # A pool with more rows than a batch has items is cheaper gathered.
-    items, _, _ = next(_device_batches(data, 2, parallel))
+    items, _, _ = next(device_batches(data, 2, parallel))
     assert isinstance(items, jax.Array) and items.shape == (2, 6, 3)
     gathered = sf.SetDataset(data.features(), data.mask, data.target)
     args = dict(key=jax.random.key(10), epochs=2, batch_size=5, progress=False)
