@@ -16,6 +16,24 @@ settings.register_profile("dev", max_examples=40, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--slow", action="store_true",
+        help="also run the tests marked `slow` (compile-heavy; CI runs everything)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Without `--slow`, deselect the tests marked `slow`: plain `pytest` is the fast
+    tier, `pytest --slow` (the README's test command, what CI runs) is the suite."""
+    if config.getoption("--slow"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
     """Drop each test module's compiled programs when it ends.

@@ -121,6 +121,7 @@ def _solve(f, items, mask, scaling, psi0):
 
 
 # omega is a static field of CertifiedScaling (each value compiles anew): a few values.
+@pytest.mark.slow
 @given(seed=st.integers(0, 2**16), n=st.integers(2, SLOTS), omega=st.sampled_from([0.5, 0.9]),
        gain=st.floats(0.5, 4.0))
 def test_certificate_bounds_the_estimated_lipschitz_constant(seed, n, omega, gain):
@@ -254,6 +255,7 @@ def test_local_kernel_repels_near_duplicates_only():
     assert abs(interaction(0, 2)) < 0.15  # exp(-18) ~ 0, up to sampling
 
 
+@pytest.mark.slow
 def test_certified_preset_trains_on_the_full_likelihood():
     """`idiffmf(CertifiedScaling)` trains on every non-member (its psi are
     probabilities); the paper's presets on one negative per member; `fit` takes the
@@ -276,6 +278,7 @@ def test_certified_preset_trains_on_the_full_likelihood():
     assert sf.fit(f, method, train, val, neg_num=1, **kw).history[0]["loss"] < default
 
 
+@pytest.mark.slow
 def test_certified_training_contract():
     """The public recipe, small: train a smooth DeepSet with the certified scaling on the
     substitutes task, score the solved fixed point, one step from 1/2 and the size-free

@@ -16,6 +16,7 @@ def _setfix(*args):
                           text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(tmp_path, capsys):
     """`setfix train` at a tiny size writes the run directory, and `setfix evaluate`
     re-reads it and reproduces the test Jaccard exactly (a random top-10 of 100 points
@@ -34,6 +35,7 @@ def test_train_then_evaluate(tmp_path, capsys):
     assert capsys.readouterr().out.startswith(f"test Jaccard: {score:.2f}")
 
 
+@pytest.mark.slow
 def test_no_command_is_train(tmp_path, capsys):
     main([*TINY, "--out", str(tmp_path / "r"), "--method", "diffmf"])
     assert "final test Jaccard" in capsys.readouterr().out
@@ -58,6 +60,7 @@ def test_a_run_directory_names_what_differs(tmp_path, capsys):
         main(["train", *TINY, "--out", str(out), "--num-samples", "3"])
 
 
+@pytest.mark.slow
 def test_reproduce_prints_a_table(tmp_path, capsys):
     args = ["reproduce", "--datasets", "moons", "--methods", "diffmf,equivset_copula",
             "--seeds", "1", "--out", str(tmp_path), *TINY]
@@ -71,6 +74,7 @@ def test_reproduce_prints_a_table(tmp_path, capsys):
     assert "done before" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_crossval_reports_the_chosen_rate(tmp_path, capsys):
     args = ["crossval", "--lrs", "1e-2,1e-3", "--folds", "2", "--out", str(tmp_path),
             *TINY]
@@ -137,6 +141,7 @@ def test_summary_times_an_epoch_by_its_median():
     assert cell["mean"] == pytest.approx(59.0) and cell["runs"] == 2
 
 
+@pytest.mark.slow
 def test_train_certified_on_an_interaction_task(tmp_path, capsys):
     """`--energy smooth --scaling certified` on the substitutes task: every solve
     converges, the run is labelled, and the size-free and calibration figures are

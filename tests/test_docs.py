@@ -28,6 +28,7 @@ def _blocks():
                 yield pytest.param(code, id=f"{page.relative_to(ROOT)}#{i}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", list(_blocks()))
 def test_code_block_runs(code):
     exec(compile(code, "<doc>", "exec"), {"__name__": "__doc__"})
@@ -40,6 +41,7 @@ def _docstring_blocks():
             yield pytest.param(code, id=f"{name}#{i}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", list(_docstring_blocks()))
 def test_docstring_block_runs(code):
     exec(compile(textwrap.dedent(code), "<docstring>", "exec"), {"__name__": "__doc__"})

@@ -189,6 +189,7 @@ def test_monte_carlo_zero_hessian_mode():
     assert np.all(jac == 0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "hessian", [sf.ScoreHessian(), sf.PairwiseHessian(), sf.ZeroHessian()], ids=repr)
 @pytest.mark.parametrize("per_coordinate", [False, True])

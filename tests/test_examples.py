@@ -10,6 +10,7 @@ import pytest
 EXAMPLES = sorted((pathlib.Path(__file__).parents[1] / "examples").glob("*.py"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", [p for p in EXAMPLES if p.name != "bayes_limit.py"],
                          ids=lambda p: p.name)  # bayes_limit.py: its own test below
 def test_example_runs(path):

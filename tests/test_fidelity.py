@@ -44,6 +44,7 @@ def _copula_statistics(method, epochs=10):
     return before, statistics(fitted.model)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_published_copula_learns_to_shrink_its_noise():
     """Measured (in this suite's double precision): noise sd 0.74 -> 0.084, mu's 5th-95th
@@ -56,6 +57,7 @@ def test_published_copula_learns_to_shrink_its_noise():
     assert after["threshold"] > max(before["threshold"], 0.8), (before, after)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_standardised_copula_does_not():
     """The contrast that tells the two apart: with the noise standardised before Phi

@@ -21,6 +21,7 @@ def _setup():
     return model, method
 
 
+@pytest.mark.slow
 def test_fit_keeps_the_best_parameters(data):
     train, val = data
     model, method = _setup()
@@ -37,6 +38,7 @@ def test_fit_keeps_the_best_parameters(data):
     assert 0 <= before["jaccard"] <= 100
 
 
+@pytest.mark.slow
 def test_resume_repeats_an_uninterrupted_run(data, tmp_path):
     train, val = data
     model, method = _setup()
@@ -91,6 +93,7 @@ def test_evaluate_with_the_reference_rule(data):
     assert a == b and 0 <= a["jaccard"] <= 100 and a["converged"] == 1.0
 
 
+@pytest.mark.slow
 def test_cross_validation_protocol(data):
     train, val = data
     _, method = _setup()
@@ -111,6 +114,7 @@ def test_cross_validation_protocol(data):
                           learning_rate=1.0)
 
 
+@pytest.mark.slow
 def test_cross_validation_resumes_from_its_directory(data, tmp_path, monkeypatch):
     """With `out`, every fold leaves its scores behind; a second call reads them back
     (it trains nothing) and two calls on parts of the grid add up to the whole."""
@@ -151,6 +155,7 @@ def test_concatenate_pads_to_the_largest_set():
     np.testing.assert_array_equal(c.target[2:], b.target)
 
 
+@pytest.mark.slow
 def test_no_recompilation_across_batches_or_epochs(data, caplog):
     """The training step compiles once: a first fit compiles it, a later 3-epoch fit with
     the same method and optimiser (new model values, new key) compiles nothing at all."""
@@ -172,6 +177,7 @@ def test_no_recompilation_across_batches_or_epochs(data, caplog):
     assert sf.default_optimizer(1e-3) is sf.default_optimizer(0.001)
 
 
+@pytest.mark.slow
 def test_fit_reports_solves_that_did_not_converge(data, capsys):
     """One solver step cannot meet a 1e-7 tolerance: the epoch line shows the converged
     fractions and `fit` warns that the loss covers only the converged sets."""
@@ -214,6 +220,7 @@ def test_evaluate_reports_size_free_and_calibration_figures(data):
     assert scores["max_deviation"] <= float(jax.nn.sigmoid(2 / 20) - 0.5) + 1e-6
 
 
+@pytest.mark.slow
 def test_the_last_incomplete_batch_is_trained_on_unless_dropped(data):
     """32 training sets in batches of 10: 4 steps an epoch with `drop_last=False` (the
     published code's loaders), 3 with `drop_last=True`; counted by the optimiser."""
@@ -256,6 +263,7 @@ def _leaves(tree):
     return jax.tree.leaves(eqx.filter(tree, eqx.is_array))
 
 
+@pytest.mark.slow
 def test_fit_takes_the_objective_apart_from_the_inference(data):
     """Inference and objective are separate values: `fit`'s default objective is the
     method's (the same run bit for bit when passed explicitly), and an objective can

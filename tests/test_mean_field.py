@@ -54,6 +54,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_issue_snippet_runs_as_written_in_float32():
     """The README/issue example, in a fresh process with JAX's float32 default."""
     env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
@@ -89,6 +90,7 @@ def _random_like(tree, key):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("linear_solver", list(LINEAR_SOLVERS))
 @pytest.mark.parametrize("solver", list(SOLVERS))
 def test_implicit_gradients_match_finite_differences(solver, linear_solver):
@@ -128,6 +130,7 @@ def test_implicit_gradients_match_finite_differences(solver, linear_solver):
     _fd_check(loss, params, directions)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "hessian", [sf.ScoreHessian(), sf.PairwiseHessian(), sf.ZeroHessian()], ids=repr)
 def test_implicit_gradient_with_monte_carlo_solves_the_ift_system(hessian):
@@ -187,6 +190,7 @@ def test_permutation_equivariance():
     assert np.allclose(mf(f, items).psi[perm], mf(f, items[perm]).psi, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", [sf.Exact(), sf.MonteCarlo(8)])
 def test_padding_changes_nothing(estimator):
     n, pad = 6, 3
@@ -268,6 +272,7 @@ def test_unconverged_solves_are_reported_not_raised():
     assert bool(jnp.all(converging(f, items).converged))
 
 
+@pytest.mark.slow
 def test_batch_coupled_scaling():
     b, n = 3, 5
     key = jax.random.key(0)
@@ -317,6 +322,7 @@ def test_constant_scaling():
     assert np.allclose(scaled, _exact_mf(scaling=sf.NoScaling())(table, items).psi)
 
 
+@pytest.mark.slow
 def test_solution_reports_why_each_solve_stopped():
     """`MeanFieldSolution.result` is Optimistix's reason per set: successful exactly
     where converged, max steps where the solver ran out, divergence where psi is not
@@ -348,6 +354,7 @@ def test_solution_reports_why_each_solve_stopped():
         sf.MeanField(throw=1)  # pyright: ignore
 
 
+@pytest.mark.slow
 def test_problem_is_the_map_every_solve_iterates():
     """`MeanFieldProblem` is the one place a solve's per-ground-set work is done: its map
     equals `fixed_point_map`, `in_axes` splits a batch into the per-set problems (the

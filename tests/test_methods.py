@@ -76,6 +76,7 @@ def test_method_compositions():
         sf.EquiVSetELBO("copula")  # pyright: ignore
 
 
+@pytest.mark.slow
 def test_redrawn_steps_use_a_fresh_key_each_step():
     """`redraw=True` is the K maps with keys fold_in(key, k): checked against
     `fixed_point_map` step by step; shared draws use one key for all K steps. The two
@@ -209,6 +210,7 @@ def test_equivset_update_alternates_with_separate_optimiser_states():
         method.solve(model.set_function, items, mask, key=jax.random.key(0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["idiffmf", "idiffmf-batch", "onestep", "diffmf",
                                   "equivset_ind"])
 def test_every_method_trains(name):

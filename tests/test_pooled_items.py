@@ -26,6 +26,7 @@ def _max_difference(a, b):
     return max(jax.tree.leaves(jax.tree.map(lambda x, y: jnp.max(jnp.abs(x - y)), a, b)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [sf.idiffmf(), sf.diffmf()], ids=["idiffmf", "diffmf"])
 def test_solves_and_gradients_match_the_gathered_items(method):
     """The solve (one set and a batch) and the implicit gradient of the loss are those of
@@ -54,6 +55,7 @@ def test_a_set_function_without_pooled_form_gathers_its_items():
     assert jnp.allclose(a.psi, b.psi, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_equivset_update_matches_the_gathered_items():
     """Both halves of EquiVSet's step (the recognition network on the ELBO, the set
     function through its mean-field step): with SGD at rate 1 the parameter change is
@@ -93,6 +95,7 @@ def _dataset(num_sets=10, pool_rows=12):
     return sf.SetDataset.from_sets(rows, [[0, 1]] * num_sets, pool=pool)
 
 
+@pytest.mark.slow
 def test_fit_and_evaluate_pass_a_small_pool_as_pooled_items():
     data = _dataset()
     parallel = DataParallel()

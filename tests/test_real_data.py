@@ -277,6 +277,7 @@ def test_pooled_dataset():
         sf.SetDataset.from_sets([np.array([0])], [[0]], pool=np.array([[0.0], [np.nan]]))
 
 
+@pytest.mark.slow
 def test_encoders():
     import jax
     import jax.numpy as jnp
@@ -296,6 +297,7 @@ def test_encoders():
         cnn(jnp.ones((16, 16)))
 
 
+@pytest.mark.slow
 def test_mean_field_on_image_sets():
     """A batch of image sets: items (b, n, C, H, W), the mask saying what is batched."""
     import jax
@@ -313,6 +315,7 @@ def test_mean_field_on_image_sets():
         sf.idiffmf()(f, items, mask[:, :4], key=key)
 
 
+@pytest.mark.slow
 @needs_data
 def test_command_line_on_amazon(tmp_path, capsys):
     from setfix._cli import main
@@ -327,6 +330,7 @@ def test_command_line_on_amazon(tmp_path, capsys):
     assert f"test Jaccard: {score:.2f}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_experiment_on_image_sets(tmp_path):
     """digits end to end: a CNN encoder chosen by the item type, trained, saved and
     re-evaluated to the same figure."""

@@ -38,6 +38,7 @@ def _model(key=0, **kw):
 
 # 1. Divergence is detected in the step, named, and never kept.
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["diffmf", "idiffmf", "equivset_ind"])
 def test_a_diverging_run_stops_with_a_clear_error(data, method):
     train, val = data
@@ -55,6 +56,7 @@ def test_a_diverging_run_stops_with_a_clear_error(data, method):
                batch_size=4, epochs=2, progress=False)
 
 
+@pytest.mark.slow
 def test_divergence_keeps_the_last_good_checkpoint(data, tmp_path):
     """A step size that explodes in epoch 2: the error names epoch 2, and the checkpoint
     and its manifest still hold epoch 1 only (which resumes cleanly)."""
@@ -75,6 +77,7 @@ def test_divergence_keeps_the_last_good_checkpoint(data, tmp_path):
     assert all(np.isfinite(x).all() for x in leaves)
 
 
+@pytest.mark.slow
 def test_the_cli_reports_divergence_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="training diverged at epoch 1.*learning rate"):
         main(["train", *TINY, "--method", "diffmf", "--lr", "1e300",
@@ -84,6 +87,7 @@ def test_the_cli_reports_divergence_in_one_line(tmp_path):
 
 # 2. and 10. Empty oracle subsets and empty datasets.
 
+@pytest.mark.slow
 def test_empty_targets_are_refused_or_counted(data):
     items = np.random.default_rng(0).normal(size=(3, 5, 2)).astype(np.float32)
     mask = np.ones((3, 5), bool)
@@ -174,6 +178,7 @@ def test_negative_or_nan_tolerances_are_refused(make):
 
 # 6. The non-convergence advice points the right way.
 
+@pytest.mark.slow
 def test_the_non_convergence_warning_asks_for_a_larger_c(data):
     train, val = data
     method = sf.idiffmf(sf.ConstantScaling(1e-6), num_samples=2, max_steps=3)
@@ -221,6 +226,7 @@ def test_a_full_disk_while_checkpointing_names_the_file(tmp_path, monkeypatch):
     lambda: sf.onestep(num_samples=2),
     lambda: sf.idiffmf(num_samples=2, solver=sf.AndersonAcceleration(1e-5, 1e-5)),
 ])
+@pytest.mark.slow
 def test_float32_models_solve_and_differentiate_under_x64(make):
     """The solve runs in float64 (Optimistix's solver states are float64 there) and
     agrees with the float64 model's to float32 rounding."""
@@ -276,6 +282,7 @@ def test_help_shows_the_defaults_of_method_and_seed(capsys):
     assert "learning method [idiffmf]" in text and "samples [0]" in text
 
 
+@pytest.mark.slow
 def test_evaluate_val_repeats_the_best_validation_figure_and_epochs_extend(tmp_path,
                                                                          capsys):
     out = tmp_path / "run"
@@ -313,6 +320,7 @@ def test_set_dataset_fuzz(items, mask_bits, target_bits):
     assert np.isfinite(data.items).all() and not (data.target & ~data.mask).any()
 
 
+@pytest.mark.slow
 @given(
     n=st.integers(1, 5),
     batch=st.sampled_from([None, 2]),

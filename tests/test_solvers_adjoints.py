@@ -58,6 +58,7 @@ def _reference():
     return psi, weights @ jnp.linalg.solve(A, B)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("adjoint", list(ADJOINTS))
 @pytest.mark.parametrize("solver", list(SOLVERS))
 def test_solver_adjoint_matrix(solver, adjoint):
@@ -150,6 +151,7 @@ def _solve(mf, f, items):
     return mf(f, items)
 
 
+@pytest.mark.slow
 @given(n=st.integers(4, 8), seed=st.integers(0, 2**16))
 def test_anderson_beats_plain_iteration_at_omega_0_9(n, seed):
     f = _coupled_table(n, 0.9, seed)
@@ -254,6 +256,7 @@ def test_root_form_needs_a_root_finder():
         sf.MeanField(solver=optx.FixedPointIteration(1e-6, 1e-6), root_form=True)
 
 
+@pytest.mark.slow
 def test_diagnostics_trace_and_omega():
     f = _coupled_table(5, 0.8, 0)
     items = jnp.zeros((5, 1))

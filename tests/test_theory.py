@@ -38,6 +38,7 @@ def _iterate(f, items, psi0, steps):
     return jax.lax.fori_loop(0, steps, fn, psi0)
 
 
+@pytest.mark.slow
 @given(
     n=st.integers(2, 10),
     ratio=st.floats(0.05, 0.95),
@@ -94,6 +95,7 @@ def test_assumption_4_1_by_enumeration():
     assert float(sf.assumption_4_1(f, items, mask)) == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_lipschitz_estimate_is_the_spectral_norm():
     n = 6
     key = jax.random.key(0)
