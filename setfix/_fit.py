@@ -378,13 +378,11 @@ def fit(
             warnings.warn(_UNCONVERGED.format(epoch=epoch, rate=record["train_converged"]),
                           RuntimeWarning, stacklevel=2)
             warned = True
-        best = history[int(state.best_epoch) - 1]["val_jaccard"] if state.best_epoch else -1.0
-        state = state.after_epoch(model, opt_state, record["val_jaccard"], best)
+        state = state.after_epoch(model, opt_state, history)
         if checkpoint is not None:
             save_training_state(checkpoint, state, history)
-    best_epoch = int(state.best_epoch)
-    best = history[best_epoch - 1]["val_jaccard"] if best_epoch else float(state.best_val_jaccard)
-    return FitResult(state.best_model, history, best_epoch, best, resumed)
+    return FitResult(state.best_model, history, int(state.best_epoch), state.best(history),
+                     resumed)
 
 
 class TrainingState(eqx.Module):
@@ -420,10 +418,18 @@ class TrainingState(eqx.Module):
             )
         return state, history
 
-    def after_epoch(self, model, opt_state, val_jaccard: float, best: float) -> "TrainingState":
-        """The state after an epoch that ended with `model` scoring `val_jaccard`
-        against the best so far, `best` (full precision, from the history)."""
+    def best(self, history: list[dict[str, Any]]) -> float:
+        """The best validation Jaccard so far, in full precision: from the `history`
+        record of the best epoch (the state keeps an array copy, float32 by default)."""
+        if self.best_epoch:
+            return history[int(self.best_epoch) - 1]["val_jaccard"]
+        return float(self.best_val_jaccard)
+
+    def after_epoch(self, model, opt_state, history: list[dict[str, Any]]) -> "TrainingState":
+        """The state after an epoch that ended with `model`, whose record is the last of
+        `history`."""
         epoch = int(self.epochs_done) + 1
+        val_jaccard, best = history[-1]["val_jaccard"], self.best(history)
         if val_jaccard > best:
             best_model, best, best_epoch, bad = model, val_jaccard, epoch, 0
         else:
