@@ -83,7 +83,7 @@ class AndersonAcceleration(optx.AbstractFixedPointSolver):
 
         residuals = jnp.where(valid[:, None], images - iterates, 0)
         gram = residuals @ residuals.T
-        scale = jnp.trace(gram) / jnp.sum(valid)
+        scale = jnp.trace(gram) / jnp.sum(valid, dtype=gram.dtype)
         ridge = self.ridge * jnp.where(scale > 0, scale, 1)
         both = valid[:, None] & valid[None, :]
         system = jnp.where(both, gram, 0) + jnp.diag(jnp.where(valid, ridge, 1))

@@ -133,7 +133,7 @@ class SetDataset(eqx.Module):
     def from_sets(
         cls,
         items: Sequence[np.ndarray],
-        targets: Sequence[np.ndarray],
+        targets: Sequence[np.ndarray | Sequence[int] | Sequence[bool]],
         *,
         name: str = "",
         metadata: dict[str, Any] | None = None,

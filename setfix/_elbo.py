@@ -5,7 +5,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
 from ._evaluator import batched_readout, pooled_split, split_set_function
 from ._method import AbstractMethod
@@ -62,7 +62,7 @@ class EquiVSetELBO(AbstractObjective):
     def sample(
         self,
         model: AmortizedSetFunction,
-        items: Float[Array, "n d"] | PooledItems,
+        items: Float[ArrayLike, "n ..."] | PooledItems,
         mask: Bool[Array, " n"],
         *,
         key: PRNGKeyArray,
@@ -92,7 +92,7 @@ class EquiVSetELBO(AbstractObjective):
     def elbo(
         self,
         model: AmortizedSetFunction,
-        items: Float[Array, "n d"] | PooledItems,
+        items: Float[ArrayLike, "n ..."] | PooledItems,
         mask: Bool[Array, " n"],
         *,
         key: PRNGKeyArray,
@@ -123,7 +123,7 @@ class EquiVSetELBO(AbstractObjective):
         model: AmortizedSetFunction,
         opt_state: PyTree,
         inference: AbstractMethod,
-        items: Float[Array, "b n d"] | PooledItems,
+        items: Float[Array, "b n ..."] | PooledItems,
         mask: Bool[Array, "b n"],
         target: Bool[Array, "b n"],
         negatives: Bool[Array, "b n"],

@@ -3,7 +3,7 @@ mean-field steps of the set function from it."""
 
 import equinox as eqx
 import jax
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._elbo import check_amortized, EquiVSetELBO
 from ._estimator import AbstractEstimator
@@ -53,8 +53,8 @@ class EquiVSet(AbstractMethod):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"] | PooledItems,
-        mask: Bool[Array, "*batch n"] | None = None,
+        items: Float[ArrayLike, "..."] | PooledItems,
+        mask: Bool[ArrayLike, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
     ) -> MeanFieldSolution:

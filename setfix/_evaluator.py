@@ -12,7 +12,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ._pooled_items import embed_items, gathered, PooledItems
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
@@ -37,7 +37,7 @@ class _PooledReadout(eqx.Module):
 
 class _SubsetReadout(eqx.Module):
     f: AbstractSetFunction
-    items: Float[Array, "n d"]
+    items: Float[Array, "..."]  # one set's `(n, ...)` items, or a batch's
 
     closed_form = False
 
@@ -52,7 +52,7 @@ class ScaledReadout(eqx.Module):
     """`scale * readout(pooled)`: the energy multiplied by a per-set factor."""
 
     readout: Callable
-    scale: Float[Array, ""]
+    scale: Float[Array, "*batch"]
 
     def __call__(self, pooled):
         return self.scale * self.readout(pooled)
@@ -83,7 +83,7 @@ def closed_form_gradient(readout, embedding, psi, mask):
 
 def pooled_split(
     f: AbstractSetFunction,
-    items: Float[Array, "*batch n d"] | PooledItems,
+    items: Float[ArrayLike, "..."] | PooledItems,
     batched: bool,
 ) -> tuple[Callable, Float[Array, "*batch n h"], Any]:
     """`(readout, embedding, readout_axes)` with `f(items, S) == readout(S @ embedding)`
@@ -100,11 +100,12 @@ def pooled_split(
     if not batched:
         return _SubsetReadout(f, items), eye, None
     embedding = jnp.broadcast_to(eye, (items.shape[0],) + eye.shape)
-    return _SubsetReadout(f, items), embedding, _SubsetReadout(None, 0)  # pyright: ignore
+    readout = _SubsetReadout(f, items)
+    return readout, embedding, axes_like(readout, f=None, items=0)
 
 
 def split_set_function(
-    f: AbstractSetFunction, items: Float[Array, "n d"] | PooledItems
+    f: AbstractSetFunction, items: Float[ArrayLike, "n ..."] | PooledItems
 ) -> tuple[Callable, Float[Array, "n h"]]:
     """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)` on
     one set: [`pooled_split`][] without a batch."""
@@ -119,7 +120,15 @@ def scale_energy(scaling, readout, embedding, mask, axes=None):
     if scale is None:
         return readout, axes
     scaled = ScaledReadout(readout, scale)
-    return scaled, (None if jnp.ndim(mask) == 1 else ScaledReadout(axes, 0))  # pyright: ignore
+    return scaled, (None if jnp.ndim(mask) == 1 else axes_like(scaled, readout=axes, scale=0))
+
+
+def axes_like(module: eqx.Module, **axes) -> eqx.Module:
+    """A `vmap` axes tree for `module`: `module` with each named field replaced by its
+    axis spec (`None`, an integer, or a tree of them)."""
+    names = tuple(axes)
+    return eqx.tree_at(lambda m: tuple(getattr(m, name) for name in names), module,
+                       tuple(axes[name] for name in names), is_leaf=lambda x: x is None)
 
 
 def batched_readout(readout: Callable, pooled: Float[Array, "*batch h"]) -> Array:

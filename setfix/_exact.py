@@ -13,7 +13,7 @@ from ._evaluator import batched_readout, closed_form_gradient, is_closed_form
 MAX_EXACT_ITEMS = 20
 
 
-def all_subsets(num_items: int, dtype=jnp.float32) -> Float[Array, "2**n n"]:
+def all_subsets(num_items: int, dtype=jnp.float32) -> Float[Array, "subsets n"]:
     """The indicator vectors of all $2^n$ subsets; row `b` is the subset with bitmask `b`."""
     if num_items > MAX_EXACT_ITEMS:
         raise ValueError(

@@ -2,7 +2,7 @@
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 
 def check_neg_num(neg_num) -> None:
@@ -14,8 +14,8 @@ def check_neg_num(neg_num) -> None:
 
 def sample_negatives(
     key: PRNGKeyArray,
-    target: Bool[Array, "*batch n"],
-    mask: Bool[Array, "*batch n"],
+    target: Bool[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
     neg_num: int | None = 1,
 ) -> Bool[Array, "*batch n"]:
     r"""Draws, per set, `neg_num` $\times |S^*|$ distinct real items outside $S^*$
@@ -47,10 +47,10 @@ def sample_negatives(
 
 
 def mean_field_nll(
-    psi: Float[Array, "*batch n"],
-    target: Bool[Array, "*batch n"],
-    mask: Bool[Array, "*batch n"],
-    negatives: Bool[Array, "*batch n"] | None = None,
+    psi: Float[ArrayLike, "*batch n"],
+    target: Bool[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
+    negatives: Bool[ArrayLike, "*batch n"] | None = None,
 ) -> Float[Array, " *batch"]:
     r"""The negative log-likelihood of the oracle's subset under the mean field
     $q(\cdot\,; \psi)$ (the paper's Eq. 9), per set:

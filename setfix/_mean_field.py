@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import lineax as lx
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._method import AbstractMethod
@@ -37,7 +37,7 @@ def _residual(psi, problem):
 
 def fixed_point_map(
     f: AbstractSetFunction,
-    items: Float[Array, "*batch n d"] | PooledItems,
+    items: Float[ArrayLike, "..."] | PooledItems,
     mask: Bool[Array, "*batch n"] | None,
     psi: Float[Array, "*batch n"],
     *,
@@ -68,7 +68,7 @@ def fixed_point_map(
 
 def residual(
     f: AbstractSetFunction,
-    items: Float[Array, "*batch n d"] | PooledItems,
+    items: Float[ArrayLike, "..."] | PooledItems,
     mask: Bool[Array, "*batch n"] | None,
     psi: Float[Array, "*batch n"],
     *,
@@ -180,8 +180,8 @@ class MeanField(AbstractMethod):
     def __call__(
         self,
         f: AbstractSetFunction,
-        items: Float[Array, "*batch n d"] | PooledItems,
-        mask: Bool[Array, "*batch n"] | None = None,
+        items: Float[ArrayLike, "..."] | PooledItems,
+        mask: Bool[ArrayLike, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
         psi0: Float[Array, "*batch n"] | None = None,
@@ -207,17 +207,9 @@ class MeanField(AbstractMethod):
         if not problem.batched:
             return self._solve(problem, psi0, key)
         if self.scaling.couples_batch:
-            sol = self._solve(problem, psi0, key)
             # One solve for the whole batch: its step count, trace and omega are
-            # shared by every set (`converged` and `residual` are already per set).
-            b = mask.shape[0]
-            broadcast = lambda x: jnp.broadcast_to(x, (b,) + jnp.shape(x))  # noqa: E731
-            return eqx.tree_at(
-                lambda s: (s.num_steps, s.residual_trace, s.omega),
-                sol,
-                jax.tree.map(broadcast, (sol.num_steps, sol.residual_trace, sol.omega)),
-                is_leaf=lambda x: x is None,
-            )
+            # shared by every set (`_solve` broadcasts them to the batch).
+            return self._solve(problem, psi0, key)
         keys = jax.random.split(key, mask.shape[0])
         return eqx.filter_vmap(self._solve, in_axes=(problem.in_axes(), 0, 0))(
             problem, psi0, keys
@@ -231,8 +223,8 @@ class MeanField(AbstractMethod):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"] | PooledItems,
-        mask: Bool[Array, "*batch n"] | None = None,
+        items: Float[ArrayLike, "..."] | PooledItems,
+        mask: Bool[ArrayLike, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
     ) -> MeanFieldSolution:
@@ -272,13 +264,16 @@ class MeanField(AbstractMethod):
         if self.estimate_omega:
             start = jnp.where(problem.mask, jax.random.normal(key, psi.shape, psi.dtype), 0)
             omega = spectral_norm(frozen.fixed_point, point, start, 30)
+        # Per set; a batch-coupled solve's step count, trace and omega are shared.
+        per_set = lambda x: (  # noqa: E731
+            None if x is None else jnp.broadcast_to(x, converged.shape + jnp.shape(x)))
         return MeanFieldSolution(
             psi=psi,
-            num_steps=sol.stats["num_steps"],
+            num_steps=per_set(sol.stats["num_steps"]),
             residual=res,
             converged=converged,
-            residual_trace=sol.stats.get("residual_trace"),
-            omega=omega,
+            residual_trace=per_set(sol.stats.get("residual_trace")),
+            omega=per_set(omega),
             result=result,
         )
 

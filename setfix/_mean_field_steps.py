@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._method import AbstractMethod
@@ -54,8 +54,8 @@ class MeanFieldSteps(AbstractMethod):
     def __call__(
         self,
         f: AbstractSetFunction,
-        items: Float[Array, "*batch n d"] | PooledItems,
-        mask: Bool[Array, "*batch n"] | None = None,
+        items: Float[ArrayLike, "..."] | PooledItems,
+        mask: Bool[ArrayLike, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
         psi0: Float[Array, "*batch n"] | None = None,
@@ -105,8 +105,8 @@ class MeanFieldSteps(AbstractMethod):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"] | PooledItems,
-        mask: Bool[Array, "*batch n"] | None = None,
+        items: Float[ArrayLike, "..."] | PooledItems,
+        mask: Bool[ArrayLike, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
     ) -> MeanFieldSolution:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import equinox as eqx
 from equinox import AbstractVar
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._losses import check_neg_num
 from ._pooled_items import PooledItems
@@ -49,8 +49,8 @@ class AbstractMethod(eqx.Module):
     def solve(
         self,
         model: AbstractSetFunction,
-        items: Float[Array, "*batch n d"] | PooledItems,
-        mask: Bool[Array, "*batch n"] | None = None,
+        items: Float[ArrayLike, "..."] | PooledItems,
+        mask: Bool[ArrayLike, "*batch n"] | None = None,
         *,
         key: PRNGKeyArray | None = None,
     ) -> MeanFieldSolution:

@@ -2,13 +2,13 @@
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 
 def predict(
-    psi: Float[Array, "*batch n"],
-    mask: Bool[Array, "*batch n"],
-    k: Int[Array, " *batch"] | int,
+    psi: Float[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
+    k: Int[ArrayLike, " *batch"] | int,
 ) -> Bool[Array, "*batch n"]:
     r"""The `k` real items with the largest $\psi$ in each set (ties broken by
     position), the papers' rule with $k = |S^*|$.
@@ -24,17 +24,17 @@ def predict(
     if jnp.shape(mask) != psi.shape:
         raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
     k = jnp.broadcast_to(jnp.asarray(k), psi.shape[:-1])
-    size = jnp.sum(mask, axis=-1)
+    size = jnp.sum(mask, axis=-1).astype(k.dtype)
     k = eqx.error_if(k, (k < 0) | (k > size),
                      "`k` must lie in [0, |V|] for every set (|S*| > |V|?).")
     scores = jnp.where(mask, psi, -jnp.inf)
     order = jnp.argsort(-scores, axis=-1, stable=True)
     ranks = jnp.argsort(order, axis=-1)
-    return mask & (ranks < k[..., None])
+    return mask & (ranks < k[..., None].astype(ranks.dtype))
 
 
 def predict_threshold(
-    psi: Float[Array, "*batch n"], mask: Bool[Array, "*batch n"], threshold: float = 0.5
+    psi: Float[ArrayLike, "*batch n"], mask: Bool[ArrayLike, "*batch n"], threshold: float = 0.5
 ) -> Bool[Array, "*batch n"]:
     r"""The real items with $\psi_j > $ `threshold`: the mode of the mean field for
     `threshold = 0.5`, which needs no knowledge of $|S^*|$."""
@@ -45,9 +45,9 @@ def predict_threshold(
 
 
 def jaccard(
-    pred: Bool[Array, "*batch n"],
-    target: Bool[Array, "*batch n"],
-    mask: Bool[Array, "*batch n"],
+    pred: Bool[ArrayLike, "*batch n"],
+    target: Bool[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
 ) -> Float[Array, " *batch"]:
     r"""The Jaccard index $|P \cap S^*| / |P \cup S^*|$ per set, over real items (1 when
     both are empty). The papers' Table 1 reports its mean $\times 100$."""
@@ -63,7 +63,7 @@ def jaccard(
 
 
 def predict_size(
-    psi: Float[Array, "*batch n"], mask: Bool[Array, "*batch n"]
+    psi: Float[ArrayLike, "*batch n"], mask: Bool[ArrayLike, "*batch n"]
 ) -> Bool[Array, "*batch n"]:
     r"""The $\operatorname{round}(\sum_j \psi_j)$ real items with the largest $\psi$: the
     mean field's own expected size instead of the oracle's $|S^*|$ (size-free, like
@@ -72,26 +72,26 @@ def predict_size(
     if jnp.shape(mask) != psi.shape:
         raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
     size = jnp.round(jnp.sum(jnp.where(mask, psi, 0), axis=-1)).astype(jnp.int32)
-    return predict(psi, mask, jnp.clip(size, 0, jnp.sum(mask, axis=-1)))
+    return predict(psi, mask, jnp.clip(size, 0, jnp.sum(mask, axis=-1, dtype=jnp.int32)))
 
 
 def brier_score(
-    psi: Float[Array, "*batch n"],
-    target: Bool[Array, "*batch n"],
-    mask: Bool[Array, "*batch n"],
+    psi: Float[ArrayLike, "*batch n"],
+    target: Bool[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
 ) -> Float[Array, " *batch"]:
     r"""The Brier score of $\psi$ as inclusion probabilities, per set:
     $\frac{1}{|V|}\sum_{j \in V} (\psi_j - [j \in S^*])^2$ (0 is perfect; 0.25 for
     $\psi \equiv 1/2$)."""
     psi, target, mask = _check_same(psi, target, mask)
-    error = jnp.where(mask, (psi - target) ** 2, 0)
-    return jnp.sum(error, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1), 1)
+    error = jnp.where(mask, (psi - target.astype(psi.dtype)) ** 2, 0)
+    return jnp.sum(error, axis=-1) / jnp.maximum(jnp.sum(mask, axis=-1, dtype=psi.dtype), 1)
 
 
 def calibration_bins(
-    psi: Float[Array, "*batch n"],
-    target: Bool[Array, "*batch n"],
-    mask: Bool[Array, "*batch n"],
+    psi: Float[ArrayLike, "*batch n"],
+    target: Bool[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
     num_bins: int = 15,
 ) -> Float[Array, "3 bins"]:
     r"""Per bin of $\psi$ (`num_bins` equal bins of $[0, 1]$), over all real items: the
@@ -102,15 +102,15 @@ def calibration_bins(
         raise ValueError(f"`num_bins` must be a positive integer, got {num_bins!r}.")
     index = jnp.clip(jnp.floor(psi * num_bins).astype(jnp.int32), 0, num_bins - 1)
     weight = mask.astype(psi.dtype)
-    rows = [weight, weight * psi, weight * target]
+    rows = [weight, weight * psi, weight * target.astype(psi.dtype)]
     return jnp.stack([jnp.zeros(num_bins, psi.dtype).at[index.ravel()].add(r.ravel())
                       for r in rows])
 
 
 def expected_calibration_error(
-    psi_or_bins: Float[Array, "*batch n"] | Float[Array, "3 bins"],
-    target: Bool[Array, "*batch n"] | None = None,
-    mask: Bool[Array, "*batch n"] | None = None,
+    psi_or_bins: Float[ArrayLike, "*batch n"] | Float[ArrayLike, "3 bins"],
+    target: Bool[ArrayLike, "*batch n"] | None = None,
+    mask: Bool[ArrayLike, "*batch n"] | None = None,
     num_bins: int = 15,
 ) -> Float[Array, ""]:
     r"""The expected calibration error of $\psi$ as inclusion probabilities,
@@ -129,14 +129,14 @@ def expected_calibration_error(
 
 
 def size_error(
-    psi: Float[Array, "*batch n"],
-    target: Bool[Array, "*batch n"],
-    mask: Bool[Array, "*batch n"],
+    psi: Float[ArrayLike, "*batch n"],
+    target: Bool[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
 ) -> Float[Array, " *batch"]:
     r"""$\lvert \sum_j \psi_j - |S^*| \rvert$ per set: how far the mean field's expected
     subset size is from the oracle's."""
     psi, target, mask = _check_same(psi, target, mask)
-    return jnp.abs(jnp.sum(jnp.where(mask, psi - target, 0), axis=-1))
+    return jnp.abs(jnp.sum(jnp.where(mask, psi - target.astype(psi.dtype), 0), axis=-1))
 
 
 def _check_same(psi, target, mask):

@@ -5,7 +5,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray, PyTree
 
 from ._estimator import AbstractEstimator
 from ._evaluator import pooled_split, scale_energy
@@ -59,8 +59,8 @@ class MeanFieldProblem(eqx.Module):
     def __init__(
         self,
         f: AbstractSetFunction,
-        items: Float[Array, "*batch n d"] | PooledItems,
-        mask: Bool[Array, "*batch n"] | None = None,
+        items: Float[ArrayLike, "..."] | PooledItems,
+        mask: Bool[ArrayLike, "*batch n"] | None = None,
         *,
         estimator: AbstractEstimator,
         scaling: AbstractScaling = NoScaling(),
@@ -171,7 +171,9 @@ def initial_point(psi0: Float[Array, "*batch n"] | None, mask: Bool[Array, "*bat
     """The solve's starting point: `psi0` (checked; default 1/2), zero on padded items,
     in at least JAX's default float (with `jax_enable_x64` a float32 model solves in
     float64, as Optimistix's solver states are float64 there)."""
-    dtype = jnp.promote_types(dtype, jax.dtypes.canonicalize_dtype(jnp.float64))
+    default = jax.dtypes.canonicalize_dtype(jnp.float64)
+    if jnp.finfo(dtype).bits < jnp.finfo(default).bits:
+        dtype = default
     if psi0 is None:
         psi0 = jnp.full(mask.shape, 0.5, dtype=dtype)
     else:

@@ -98,7 +98,7 @@ class AmortizedSetFunction(AbstractPooledSetFunction):
                 f"{type(self.recognition).__name__}."
             )
 
-    def embed(self, items: Float[Array, "n d"]) -> Float[Array, "n h"]:
+    def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n h"]:
         return self.set_function.embed(items)
 
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:

@@ -47,8 +47,9 @@ class AbstractScaling(eqx.Module):
         return None
 
 
-def _set_size(mask):
-    return jnp.maximum(jnp.sum(mask, axis=-1, keepdims=True), 1)
+def _set_size(mask, dtype=float):
+    """The number of real items per set (at least 1), as `dtype`."""
+    return jnp.maximum(jnp.sum(mask, axis=-1, keepdims=True), 1).astype(dtype)
 
 
 class NoScaling(AbstractScaling):
@@ -80,7 +81,7 @@ class ConstantScaling(AbstractScaling):
             raise ValueError(f"`c` must be positive, got {self.c!r}.")
 
     def __call__(self, grad, mask):
-        return jnp.where(mask, 2 * grad / (_set_size(mask) * self.c), 0)
+        return jnp.where(mask, 2 * grad / (_set_size(mask, grad.dtype) * self.c), 0)
 
     def linear_factor(self, mask):
         return 2 / (_set_size(mask)[..., 0] * self.c)
@@ -128,7 +129,7 @@ class NormScaling(AbstractScaling):
         else:
             norm = jnp.linalg.norm(grad, ord="nuc")
             norm = jnp.where(norm > 0, norm, 1)
-        return 2 * grad / (_set_size(mask) * norm)
+        return 2 * grad / (_set_size(mask, grad.dtype) * norm)
 
 
 NormScaling.__init__.__doc__ = """**Arguments:**

@@ -32,7 +32,7 @@ class AbstractSetFunction(eqx.Module):
 
     @abc.abstractmethod
     def __call__(
-        self, items: Float[Array, "n d"], subset: Float[Array, " n"]
+        self, items: Float[Array, "n ..."], subset: Float[Array, " n"]
     ) -> Float[Array, ""]:
         """Evaluate $F_\\theta(S, V)$ for the subset with indicator vector `subset`."""
 
@@ -66,7 +66,7 @@ class AbstractPooledSetFunction(AbstractSetFunction):
     """
 
     @abc.abstractmethod
-    def embed(self, items: Float[Array, "n d"]) -> Float[Array, "n h"]:
+    def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n h"]:
         r"""The per-item embeddings $\phi(v_i)$, one row per item. Row $i$ must depend
         on item $i$ alone: on [`setfix.PooledItems`][] the embedding is computed once
         for a table of items shared by several sets and gathered."""
@@ -100,7 +100,7 @@ class AbstractPooledSetFunction(AbstractSetFunction):
         return self
 
     def __call__(
-        self, items: Float[Array, "n d"], subset: Float[Array, " n"]
+        self, items: Float[Array, "n ..."], subset: Float[Array, " n"]
     ) -> Float[Array, ""]:
         return self.readout(subset @ self.embed(items))
 
@@ -300,9 +300,9 @@ class TableSetFunction(AbstractSetFunction):
     Item features are ignored; only their number is checked. Meant for theory and tests.
     """
 
-    values: Float[Array, " 2**n"]
+    values: Float[Array, " subsets"]
 
-    def __init__(self, values: Float[Array, " 2**n"]):
+    def __init__(self, values: Float[Array, " subsets"]):
         values = jnp.asarray(values)
         if values.ndim != 1 or values.shape[0] < 2:
             raise ValueError(
@@ -324,7 +324,7 @@ class TableSetFunction(AbstractSetFunction):
         return int(round(math.log2(self.values.shape[0])))
 
     def __call__(
-        self, items: Float[Array, "n d"], subset: Float[Array, " n"]
+        self, items: Float[Array, "n ..."], subset: Float[Array, " n"]
     ) -> Float[Array, ""]:
         n = self.num_items
         if subset.shape != (n,):
@@ -350,7 +350,7 @@ class TableSetFunction(AbstractSetFunction):
         n = self.num_items
         codes = jnp.arange(2**n, dtype=jnp.int32)
         bit = jnp.left_shift(1, jnp.arange(n, dtype=jnp.int32))
-        real = jnp.sum(jnp.where(mask, bit, 0))
+        real = jnp.sum(jnp.where(mask, bit, 0), dtype=jnp.int32)
         # Subsets of the real items without i and j: codes with those bits cleared.
         base = (codes[None, None, :] & real) & ~bit[:, None, None] & ~bit[None, :, None]
         bi, bj = bit[:, None, None], bit[None, :, None]
@@ -386,6 +386,12 @@ def check_item_shape(f: AbstractSetFunction, shape: tuple[int, ...], dtype) -> N
         return
     try:
         jax.eval_shape(f.embed, jax.ShapeDtypeStruct((1, *shape), dtype))
+    except jax.dtypes.TypePromotionError as error:
+        raise TypeError(
+            f"the items are {jnp.dtype(dtype).name}, which the parameters of "
+            f"{type(f).__name__} do not mix with under jax_numpy_dtype_promotion="
+            f"'strict': cast the items or the model to one floating dtype ({error})"
+        ) from None
     except (TypeError, ValueError) as error:
         takes = _encoder_input(f)
         expected = f" (its encoder takes {takes})" if takes else ""

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optimistix as optx
-from jaxtyping import Array, Bool, Float, Int
+from jaxtyping import Array, ArrayLike, Bool, Float, Int
 
 
 class MeanFieldSolution(eqx.Module):
@@ -55,7 +55,7 @@ def per_set_result(result: optx.RESULTS, finite: Bool[Array, "*batch"]) -> optx.
 
 
 def mean_over_converged(
-    values: Float[Array, " *batch"], converged: Bool[Array, " *batch"]
+    values: Float[ArrayLike, " *batch"], converged: Bool[ArrayLike, " *batch"]
 ) -> Float[Array, ""]:
     """The mean of per-set `values` (e.g. losses) over the sets whose solve converged;
     zero when none did. Unconverged sets contribute neither value nor gradient.
@@ -73,7 +73,7 @@ def mean_over_converged(
             f"{converged.shape} must match."
         )
     kept = jnp.where(converged, values, 0)
-    return jnp.sum(kept) / jnp.maximum(jnp.sum(converged), 1)
+    return jnp.sum(kept) / jnp.maximum(jnp.sum(converged, dtype=kept.dtype), 1)
 
 
 MeanFieldSolution.__init__.__doc__ = """**Arguments:** the attributes, in order (made by

@@ -5,7 +5,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._estimator import AbstractEstimator
 from ._evaluator import batched_readout, pooled_split, scale_energy, split_set_function
@@ -20,8 +20,8 @@ from ._validate import check_items_and_mask, check_psi
 
 def assumption_4_1(
     f: AbstractSetFunction,
-    items: Float[Array, "n d"] | PooledItems,
-    mask: Bool[Array, " n"] | None = None,
+    items: Float[ArrayLike, "n ..."] | PooledItems,
+    mask: Bool[ArrayLike, " n"] | None = None,
 ) -> Float[Array, ""]:
     r"""Returns $n \cdot \max_{S \subseteq V} |F(S, V)|$, by enumerating every subset
     of the real items ($n \le 20$).
@@ -31,15 +31,15 @@ def assumption_4_1(
     """
     items, mask = check_items_and_mask(items, mask, allow_batch=False)
     readout, embedding = split_set_function(f, items)
-    subsets = all_subsets(items.shape[0], embedding.dtype) * mask
+    subsets = jnp.where(mask, all_subsets(items.shape[0], embedding.dtype), 0)
     values = batched_readout(readout, subsets @ embedding)
-    return jnp.sum(mask) * jnp.max(jnp.abs(values))
+    return jnp.sum(mask, dtype=values.dtype) * jnp.max(jnp.abs(values))
 
 
 def lipschitz_estimate(
     f: AbstractSetFunction,
-    items: Float[Array, "n d"] | PooledItems,
-    mask: Bool[Array, " n"] | None = None,
+    items: Float[ArrayLike, "n ..."] | PooledItems,
+    mask: Bool[ArrayLike, " n"] | None = None,
     *,
     estimator: AbstractEstimator = Exact(),
     scaling: AbstractScaling = NoScaling(),
@@ -97,8 +97,8 @@ def lipschitz_estimate(
 
 def interaction_certificate(
     f: AbstractSetFunction,
-    items: Float[Array, "*batch n d"] | PooledItems,
-    mask: Bool[Array, "*batch n"] | None = None,
+    items: Float[ArrayLike, "..."] | PooledItems,
+    mask: Bool[ArrayLike, "*batch n"] | None = None,
     scaling: AbstractScaling = NoScaling(),
 ) -> Float[Array, " *batch"]:
     r"""A certified upper bound, per ground set, on the Lipschitz constant $\omega$ of the

@@ -1,9 +1,11 @@
 """Brute-force references computed from the definitions, in NumPy."""
 
+import contextlib
 import itertools
 
 import jax
 import jax.numpy as jnp
+import jaxtyping
 import numpy as np
 
 import setfix as sf
@@ -70,3 +72,17 @@ def multilinear_hessian(values, psi):
 def tree_dot(a, b):
     leaves = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
     return sum(jnp.vdot(x, y) for x, y in leaves)
+
+
+@contextlib.contextmanager
+def unchecked():
+    """Turns jaxtyping's run-time type check off for a block that passes a wrong
+    argument on purpose, to check the library's own error message: that message is
+    what users see, while the tests run with the check on (pyproject's addopts) and it
+    would answer first. For whole tests, the `bad_input` marker does the same."""
+    before = jaxtyping.config.jaxtyping_disable
+    jaxtyping.config.update("jaxtyping_disable", True)
+    try:
+        yield
+    finally:
+        jaxtyping.config.update("jaxtyping_disable", before)

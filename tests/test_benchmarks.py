@@ -38,6 +38,7 @@ def test_reference_estimate_is_setfix_per_coordinate_estimate():
     np.testing.assert_allclose(2 * ours / (5 * jnp.linalg.norm(ours)), scaled, rtol=1e-6)
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_reference_step_iterates_to_its_budget_and_learns():
     f, items, _ = _problem()
@@ -180,6 +181,7 @@ def test_real_data_compound_rows_have_their_own_protocol(tmp_path, monkeypatch):
         real_data.cells()
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_interaction_benchmarks_run_quick(tmp_path, monkeypatch):
     """`interactions` and `pairwise_ceiling` run with --quick and write their records

@@ -197,6 +197,7 @@ def test_certified_psi_moves_freely():
     assert float(jnp.max(jnp.abs(norm.psi - 0.5))) < 1 / 20
 
 
+@pytest.mark.bad_input
 def test_bad_input():
     for omega in (0.0, 1.0, -0.5, 1.5, float("nan")):
         with pytest.raises(ValueError, match="omega"):
@@ -255,6 +256,7 @@ def test_local_kernel_repels_near_duplicates_only():
     assert abs(interaction(0, 2)) < 0.15  # exp(-18) ~ 0, up to sampling
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_certified_preset_trains_on_the_full_likelihood():
     """`idiffmf(CertifiedScaling)` trains on every non-member (its psi are
@@ -278,6 +280,7 @@ def test_certified_preset_trains_on_the_full_likelihood():
     assert sf.fit(f, method, train, val, neg_num=1, **kw).history[0]["loss"] < default
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_certified_training_contract():
     """The public recipe, small: train a smooth DeepSet with the certified scaling on the

@@ -7,6 +7,10 @@ import pytest
 from setfix._cli import main, summarise
 
 
+# The command line runs as users run it (float32, standard promotion).
+pytestmark = pytest.mark.user_defaults
+
+
 TINY = ["--epochs", "1", "--train-sets", "32", "--val-sets", "16", "--test-sets", "16",
         "--batch-size", "16", "--quiet"]
 

@@ -8,6 +8,8 @@ import pytest
 import setfix as sf
 from setfix.datasets._synthetic import _make_moons
 
+from .helpers import unchecked
+
 
 def test_make_moons_matches_scikit_learn():
     sklearn_datasets = pytest.importorskip("sklearn.datasets")
@@ -106,7 +108,7 @@ def test_mean_field_nll_and_negatives():
                           big_mask & ~big_target)
     with pytest.raises(ValueError, match="`neg_num`"):
         sf.sample_negatives(key, big_target, big_mask, neg_num=0)
-    with pytest.raises(ValueError, match="`target` must have the shape"):
+    with unchecked(), pytest.raises(ValueError, match="`target` must have the shape"):
         sf.mean_field_nll(psi, target[:, :3], mask)
 
 

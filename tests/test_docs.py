@@ -11,6 +11,10 @@ import pytest
 import setfix as sf
 
 
+# Documented code runs as users run it (float32, standard promotion).
+pytestmark = pytest.mark.user_defaults
+
+
 ROOT = pathlib.Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 BLOCK = re.compile(r"```python\n(.*?)```", re.S)

@@ -250,6 +250,7 @@ def test_monte_carlo_common_random_numbers_and_padding():
     assert np.array_equal(padded[..., :n], noise)
 
 
+@pytest.mark.bad_input
 def test_monte_carlo_rejects_bad_arguments():
     with pytest.raises(ValueError, match="num_samples"):
         sf.MonteCarlo(0)

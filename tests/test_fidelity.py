@@ -16,6 +16,10 @@ import pytest
 import setfix as sf
 
 
+# Training runs as users run it (float32, standard promotion: optax's Adam needs it).
+pytestmark = pytest.mark.user_defaults
+
+
 def _copula_statistics(method, epochs=10):
     """Noise standard deviation sqrt(sigma^2 + |u|^2) (median over the real items of
     the test sets), mu's 5th and 95th percentiles, and how often one relaxed sample

@@ -7,6 +7,12 @@ import pytest
 
 import setfix as sf
 
+from .helpers import unchecked
+
+
+# Training runs as users run it (float32, standard promotion: optax's Adam needs it).
+pytestmark = pytest.mark.user_defaults
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -68,6 +74,7 @@ def test_fit_bad_arguments(data):
         sf.fit(model, method, train, val, key=jax.random.key(0), batch_size=0)
 
 
+@pytest.mark.bad_input
 def test_fit_rejects_bad_learning_rates_and_methods(data):
     train, val = data
     model, method = _setup()
@@ -252,11 +259,13 @@ def test_weight_decay_is_an_l2_penalty_before_adam():
     grads = {"w": np.array([0.5, 0.5]), "zero": np.array([0.0])}
     opt = sf.default_optimizer(1e-2, weight_decay=1e-5)
     updates, _ = opt.update(grads, opt.init(params), params)
-    np.testing.assert_allclose(updates["zero"], [-1e-2 * 2e-5 / (2e-5 + 1e-8)], rtol=1e-6)
+    # In float32 (this module runs as users do), Adam's bias corrections round to a
+    # relative ~7e-6 here.
+    np.testing.assert_allclose(updates["zero"], [-1e-2 * 2e-5 / (2e-5 + 1e-8)], rtol=1e-4)
     no_clip = sf.default_optimizer(1e-2, clip=float("inf"))
     huge = {"w": np.array([1e6, 0.0]), "zero": np.array([0.0])}
     updates, _ = no_clip.update(huge, no_clip.init(params), params)
-    np.testing.assert_allclose(updates["w"][0], -1e-2, rtol=1e-6)
+    np.testing.assert_allclose(updates["w"][0], -1e-2, rtol=1e-4)
 
 
 def _leaves(tree):
@@ -296,5 +305,5 @@ def test_fit_takes_the_objective_apart_from_the_inference(data):
     elbo = sf.fit(amortized, equivset, train, val, **kw)
     assert moved(elbo, "set_function") and moved(elbo, "recognition")
     assert "neg_elbo" in elbo.history[0]
-    with pytest.raises(TypeError, match="`objective` must be a setfix objective"):
+    with unchecked(), pytest.raises(TypeError, match="`objective` must be a setfix objective"):
         sf.fit(model, method, train, val, objective="nll", **kw)  # pyright: ignore

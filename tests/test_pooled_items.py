@@ -95,6 +95,8 @@ def _dataset(num_sets=10, pool_rows=12):
     return sf.SetDataset.from_sets(rows, [[0, 1]] * num_sets, pool=pool)
 
 
+# x64 (for the 1e-9 agreement) with float32 features: standard promotion mixes them.
+@pytest.mark.standard_promotion
 @pytest.mark.slow
 def test_fit_and_evaluate_pass_a_small_pool_as_pooled_items():
     data = _dataset()
@@ -120,6 +122,7 @@ def test_fit_and_evaluate_pass_a_small_pool_as_pooled_items():
         assert ra["val_jaccard"] == pytest.approx(rb["val_jaccard"], rel=1e-9)
 
 
+@pytest.mark.bad_input
 def test_bad_pooled_items_are_refused_with_the_argument_named():
     with pytest.raises(TypeError, match="`rows` must be an integer array"):
         sf.PooledItems(POOL, ROWS.astype(float))

@@ -10,6 +10,8 @@ import pytest
 import setfix as sf
 from setfix.datasets._files import FileFormatError
 
+from .helpers import unchecked
+
 
 DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
 AMAZON = DATA / "amazon-baby-registry"
@@ -289,11 +291,11 @@ def test_encoders():
     assert f(jnp.ones((5, 3, 16, 16)), jnp.ones(5)).shape == ()
     mlp = sf.MLPEncoder(64, 8, key=key)
     assert sf.DeepSet(encoder=mlp, key=key).embed(jnp.ones((4, 64))).shape == (4, 8)
-    with pytest.raises(ValueError, match="exactly one of `in_features`"):
+    with unchecked(), pytest.raises(ValueError, match="exactly one of `in_features`"):
         sf.DeepSet(3, encoder=mlp, key=key)
-    with pytest.raises(ValueError, match="must equal `encoder.out_features`"):
+    with unchecked(), pytest.raises(ValueError, match="must equal `encoder.out_features`"):
         sf.DeepSet(encoder=mlp, hidden=4, key=key)
-    with pytest.raises(ValueError, match="CNNEncoder expects one image"):
+    with unchecked(), pytest.raises(ValueError, match="CNNEncoder expects one image"):
         cnn(jnp.ones((16, 16)))
 
 
@@ -311,10 +313,11 @@ def test_mean_field_on_image_sets():
     solution = sf.idiffmf(num_samples=3)(f, items, mask, key=key)
     assert solution.psi.shape == (2, 5) and bool(solution.converged.all())
     assert float(solution.psi[1, 3:].sum()) == 0.0
-    with pytest.raises(ValueError, match="matching the leading axes of `items`"):
+    with unchecked(), pytest.raises(ValueError, match="matching the leading axes of `items`"):
         sf.idiffmf()(f, items, mask[:, :4], key=key)
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 @needs_data
 def test_command_line_on_amazon(tmp_path, capsys):
@@ -330,6 +333,7 @@ def test_command_line_on_amazon(tmp_path, capsys):
     assert f"test Jaccard: {score:.2f}" in capsys.readouterr().out
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_experiment_on_image_sets(tmp_path):
     """digits end to end: a CNN encoder chosen by the item type, trained, saved and

@@ -38,6 +38,7 @@ def _model(key=0, **kw):
 
 # 1. Divergence is detected in the step, named, and never kept.
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["diffmf", "idiffmf", "equivset_ind"])
 def test_a_diverging_run_stops_with_a_clear_error(data, method):
@@ -56,6 +57,7 @@ def test_a_diverging_run_stops_with_a_clear_error(data, method):
                batch_size=4, epochs=2, progress=False)
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_divergence_keeps_the_last_good_checkpoint(data, tmp_path):
     """A step size that explodes in epoch 2: the error names epoch 2, and the checkpoint
@@ -77,6 +79,7 @@ def test_divergence_keeps_the_last_good_checkpoint(data, tmp_path):
     assert all(np.isfinite(x).all() for x in leaves)
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_the_cli_reports_divergence_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="training diverged at epoch 1.*learning rate"):
@@ -87,6 +90,7 @@ def test_the_cli_reports_divergence_in_one_line(tmp_path):
 
 # 2. and 10. Empty oracle subsets and empty datasets.
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_empty_targets_are_refused_or_counted(data):
     items = np.random.default_rng(0).normal(size=(3, 5, 2)).astype(np.float32)
@@ -131,6 +135,7 @@ def test_a_directory_with_run_files_but_no_config_is_refused(tmp_path):
 
 # 4. The checkpoint and its manifest are one unit.
 
+@pytest.mark.user_defaults
 def test_a_checkpoint_that_its_manifest_does_not_vouch_for_is_named(data, tmp_path):
     train, val = data
     path = tmp_path / "ckpt.eqx"
@@ -171,6 +176,7 @@ def test_a_checkpoint_that_its_manifest_does_not_vouch_for_is_named(data, tmp_pa
     lambda: sf.MeanField(solver=optx.FixedPointIteration(rtol=-1.0, atol=1e-5)),
     lambda: sf.MeanField(adjoint=optx.ImplicitAdjoint(lx.GMRES(rtol=1e-5, atol=-1.0))),
 ])
+@pytest.mark.bad_input
 def test_negative_or_nan_tolerances_are_refused(make):
     with pytest.raises(ValueError, match="(?i)tol"):
         make()
@@ -178,6 +184,7 @@ def test_negative_or_nan_tolerances_are_refused(make):
 
 # 6. The non-convergence advice points the right way.
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_the_non_convergence_warning_asks_for_a_larger_c(data):
     train, val = data
@@ -227,9 +234,12 @@ def test_a_full_disk_while_checkpointing_names_the_file(tmp_path, monkeypatch):
     lambda: sf.idiffmf(num_samples=2, solver=sf.AndersonAcceleration(1e-5, 1e-5)),
 ])
 @pytest.mark.slow
+@pytest.mark.standard_promotion
 def test_float32_models_solve_and_differentiate_under_x64(make):
     """The solve runs in float64 (Optimistix's solver states are float64 there) and
-    agrees with the float64 model's to float32 rounding."""
+    agrees with the float64 model's to float32 rounding. The float64 iterate meets the
+    float32 model by JAX's standard promotion, by design, so this test runs under it
+    (the rest of the suite runs under strict promotion)."""
     assert jax.config.jax_enable_x64
     model64 = _model()
     model = jax.tree.map(lambda x: x.astype(jnp.float32) if eqx.is_inexact_array(x) else x,
@@ -247,6 +257,7 @@ def test_float32_models_solve_and_differentiate_under_x64(make):
 
 # 9. and 11. Shapes checked before any work, naming both sides.
 
+@pytest.mark.user_defaults
 def test_mismatched_feature_widths_are_named_before_training(data):
     train, val = data
     wide = sf.SetDataset(np.concatenate([val.items, val.items[..., :1]], axis=-1),
@@ -260,6 +271,7 @@ def test_mismatched_feature_widths_are_named_before_training(data):
         sf.idiffmf()(_model(), jnp.ones((5, 3)), key=jax.random.key(0))
 
 
+@pytest.mark.bad_input
 def test_one_dimensional_items_are_asked_for_a_feature_axis():
     with pytest.raises(ValueError, match=r"one row of features per item.*items\[\.\.\., "
                        r"None\]"):
@@ -282,6 +294,7 @@ def test_help_shows_the_defaults_of_method_and_seed(capsys):
     assert "learning method [idiffmf]" in text and "samples [0]" in text
 
 
+@pytest.mark.user_defaults
 @pytest.mark.slow
 def test_evaluate_val_repeats_the_best_validation_figure_and_epochs_extend(tmp_path,
                                                                          capsys):

@@ -31,7 +31,7 @@ def test_folded_deepset_is_the_same_function():
     assert isinstance(folded, sf.AbstractPooledSetFunction)
     assert folded.embed(jnp.zeros((4, 3))).shape == (4, 7)  # width, not hidden
     items = jax.random.normal(jax.random.key(1), (6, 3))
-    subsets = jax.random.bernoulli(jax.random.key(2), 0.5, (20, 6)).astype(jnp.float32)
+    subsets = jax.random.bernoulli(jax.random.key(2), 0.5, (20, 6)).astype(items.dtype)
     direct = jax.vmap(lambda s: f(items, s))(subsets)
     via_fold = jax.vmap(lambda s: f.folded().readout(s @ f.folded().embed(items)))(subsets)
     np.testing.assert_allclose(direct, via_fold, rtol=1e-5, atol=1e-6)

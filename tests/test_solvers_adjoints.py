@@ -12,7 +12,7 @@ from hypothesis import given, strategies as st
 
 import setfix as sf
 
-from .helpers import random_table
+from .helpers import random_table, unchecked
 
 
 TOL = 1e-10
@@ -188,7 +188,7 @@ def test_anderson_on_deepsets_meeting_assumption_4_1(seed, ratio):
     f = sf.DeepSet(2, hidden=8, width=16, key=key)
     items = jax.random.normal(jax.random.fold_in(key, 1), (n, 2), jnp.float64)
     # The scaled function is 2 F / (n c): n max|F_scaled| = 2 max|F| / c = ratio.
-    c = jnp.asarray(2 * sf.assumption_4_1(f, items) / n / ratio)
+    c = float(2 * sf.assumption_4_1(f, items) / n / ratio)
     scaling = sf.ConstantScaling(c)
     steps = {}
     for name, solver in (
@@ -293,7 +293,7 @@ def test_mean_over_converged():
     grad = jax.grad(lambda v: sf.mean_over_converged(v, converged))(values)
     assert np.array_equal(grad, [0.5, 0.5, 0.0])
     assert float(sf.mean_over_converged(values, jnp.zeros(3, bool))) == 0.0
-    with pytest.raises(ValueError, match="`values`"):
+    with unchecked(), pytest.raises(ValueError, match="`values`"):
         sf.mean_over_converged(values, converged[:2])
 
 

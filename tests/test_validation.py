@@ -18,6 +18,7 @@ def f():
 MF = sf.MeanField(estimator=sf.Exact(), max_steps=20)
 
 
+@pytest.mark.bad_input
 def test_mismatched_shapes(f):
     items = jnp.ones((4, 2))
     with pytest.raises(ValueError, match="`mask` must have shape"):
@@ -30,6 +31,7 @@ def test_mismatched_shapes(f):
         sf.TableSetFunction(jnp.zeros(8))(jnp.ones((4, 1)), jnp.ones(4))
 
 
+@pytest.mark.bad_input
 def test_wrong_dtypes(f):
     with pytest.raises(TypeError, match="`mask` must be a boolean array"):
         MF(f, jnp.ones((4, 2)), jnp.ones(4))
@@ -66,6 +68,7 @@ def test_missing_key_for_monte_carlo(f):
         sf.MeanField(estimator=sf.MonteCarlo())(f, jnp.ones((4, 2)))
 
 
+@pytest.mark.bad_input
 def test_constructor_arguments():
     with pytest.raises(TypeError, match="`solver`"):
         sf.MeanField(solver="anderson")
