@@ -62,7 +62,7 @@ def main(argv):
         omega = None
         for solver_name, solver in solvers.items():
             mf = sf.MeanField(sf.MonteCarlo(5), scaling, solver, max_steps=max_steps,
-                              estimate_omega=omega is None)
+                              diagnostics=(sf.ContractionEstimate(),) if omega is None else ())
             previous = _solve(mf, before, items, mask, jax.random.key(1), None)
             cold, cold_seconds = timed(_solve, mf, after, items, mask, jax.random.key(2), None)
             warm, warm_seconds = timed(_solve, mf, after, items, mask, jax.random.key(2),

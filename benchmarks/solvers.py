@@ -49,7 +49,7 @@ def _tick():
 def _omega_at_solution(f, items, c):
     mf = sf.MeanField(sf.Exact(), sf.ConstantScaling(c),
                       optx.FixedPointIteration(rtol=1e-10, atol=1e-10),
-                      max_steps=20_000, estimate_omega=True)
+                      max_steps=20_000, diagnostics=(sf.ContractionEstimate(),))
     return _solve(mf, f, items)
 
 

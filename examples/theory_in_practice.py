@@ -43,7 +43,8 @@ def main(quick: bool) -> None:
         ("Anderson acceleration", sf.AndersonAcceleration(rtol=tol, atol=tol)),
         ("Newton", optx.Newton(rtol=tol, atol=tol)),
     ):
-        mf = sf.MeanField(sf.Exact(), scaling, solver, max_steps=500, estimate_omega=True)
+        mf = sf.MeanField(sf.Exact(), scaling, solver, max_steps=500,
+                          diagnostics=(sf.ContractionEstimate(),))
         sol = mf(f, items, key=key)
         print(
             f"{name:>22}: {int(sol.num_steps):3d} steps, residual {float(sol.residual):.1e},"

@@ -12,6 +12,11 @@ from ._cross_validation import (
     cross_validate as cross_validate,
 )
 from ._dataset import SetDataset as SetDataset
+from ._diagnostics import (
+    AbstractDiagnostic as AbstractDiagnostic,
+    ContractionEstimate as ContractionEstimate,
+    ResidualTrace as ResidualTrace,
+)
 from ._elbo import EquiVSetELBO as EquiVSetELBO
 from ._encoders import (
     AbstractEncoder as AbstractEncoder,

@@ -8,6 +8,7 @@ import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
+from ._diagnostics import AbstractDiagnostic
 from ._estimator import AbstractEstimator
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
@@ -18,8 +19,6 @@ from ._problem import checked_key, initial_point, MeanFieldProblem
 from ._scaling import AbstractScaling, NormScaling
 from ._set_function import AbstractSetFunction
 from ._solution import MeanFieldSolution, per_set_result
-from ._spectral import spectral_norm
-from ._trace import traced
 from ._validate import check_psi, check_tolerances
 
 
@@ -29,10 +28,6 @@ def _fixed_point(psi, problem):
 
 def _logit_residual(psi, problem):
     return problem.logit_residual(psi)
-
-
-def _residual(psi, problem):
-    return problem.residual(psi)
 
 
 def fixed_point_map(
@@ -136,8 +131,9 @@ class MeanField(AbstractMethod):
     )
     max_steps: int = 100
     root_form: bool = eqx.field(default=False, kw_only=True)
-    trace: bool = eqx.field(default=False, kw_only=True)
-    estimate_omega: bool = eqx.field(default=False, kw_only=True)
+    diagnostics: tuple[AbstractDiagnostic, ...] = eqx.field(
+        default=(), kw_only=True, converter=lambda d: tuple(d) if isinstance(d, list) else d
+    )
     neg_num: int | None = eqx.field(default=1, kw_only=True, static=True)
     throw: bool = eqx.field(default=False, kw_only=True, static=True)
 
@@ -172,6 +168,16 @@ class MeanField(AbstractMethod):
                 "`adjoint` must be an Optimistix adjoint such as "
                 f"`optx.ImplicitAdjoint(...)`, got {self.adjoint!r}."
             )
+        if not (isinstance(self.diagnostics, tuple)
+                and all(isinstance(d, AbstractDiagnostic) for d in self.diagnostics)):
+            raise TypeError(
+                "`diagnostics` must be a tuple of setfix diagnostics such as "
+                "`(setfix.ResidualTrace(), setfix.ContractionEstimate())`, got "
+                f"{self.diagnostics!r}.")
+        fields = [d.field for d in self.diagnostics]
+        for field in fields:
+            if fields.count(field) > 1:
+                raise ValueError(f"`diagnostics` measures `{field}` more than once.")
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(
                 f"`max_steps` must be a positive integer, got {self.max_steps!r}."
@@ -233,8 +239,8 @@ class MeanField(AbstractMethod):
 
     def _solve(self, problem, psi0, key):
         solver = self.solver
-        if self.trace:
-            solver = traced(solver, _residual, self.max_steps)
+        for diagnostic in self.diagnostics:
+            solver = diagnostic.solver(solver, self.max_steps)
         if self.root_form:
             # dR/dpsi = scale'(Hessian) - diag(1 / (psi (1 - psi))): symmetric negative
             # definite when the Hessian estimate is symmetric and small, so the
@@ -260,21 +266,17 @@ class MeanField(AbstractMethod):
         finite = jnp.all(jnp.isfinite(psi), axis=-1)
         result = per_set_result(sol.result, finite)
         converged = result == optx.RESULTS.successful
-        omega = None
-        if self.estimate_omega:
-            start = jnp.where(problem.mask, jax.random.normal(key, psi.shape, psi.dtype), 0)
-            omega = spectral_norm(frozen.fixed_point, point, start, 30)
-        # Per set; a batch-coupled solve's step count, trace and omega are shared.
-        per_set = lambda x: (  # noqa: E731
-            None if x is None else jnp.broadcast_to(x, converged.shape + jnp.shape(x)))
+        # Per set; a batch-coupled solve's step count and diagnostics are shared.
+        per_set = lambda x: jnp.broadcast_to(x, converged.shape + jnp.shape(x))  # noqa: E731
+        measured = {d.field: per_set(d.measure(frozen, point, sol.stats, key))
+                    for d in self.diagnostics}
         return MeanFieldSolution(
             psi=psi,
             num_steps=per_set(sol.stats["num_steps"]),
             residual=res,
             converged=converged,
-            residual_trace=per_set(sol.stats.get("residual_trace")),
-            omega=per_set(omega),
             result=result,
+            **measured,
         )
 
 
@@ -293,9 +295,10 @@ MeanField.__init__.__doc__ = """**Arguments:**
     not converged.
 - `root_form`: solve $\\text{scale}(\\nabla \\tilde F(\\psi)) -
     \\operatorname{logit}(\\psi) = 0$ with a root finder instead of the fixed-point form.
-- `trace`: record the residual at every solver step (one extra map evaluation per step).
-- `estimate_omega`: estimate the local contraction factor at the solution (30 power
-    iterations).
+- `diagnostics`: what to measure besides the solution, a tuple of
+    [`setfix.AbstractDiagnostic`][]s: [`setfix.ResidualTrace`][] (the residual at
+    every step), [`setfix.ContractionEstimate`][] (the local contraction factor at the
+    solution). None by default: each costs work the solve does not need.
 - `neg_num`: negatives per member of $S^*$ in the training loss of [`setfix.fit`][]
     (`None`: every non-member; default 1, as the published code).
 - `throw`: raise (an `EquinoxRuntimeError` naming the reason) when a solve fails, as

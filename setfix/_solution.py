@@ -24,9 +24,11 @@ class MeanFieldSolution(eqx.Module):
         not finite. Compare per set with
         `sol.result == optx.RESULTS.nonlinear_max_steps_reached`; read the message of
         one set with `optx.RESULTS[sol.result]`.
-    - `residual_trace`: with `MeanField(trace=True)`, $\\max_i |T(\\psi_k) -
+    - `residual_trace`: with [`setfix.ResidualTrace`][] among `MeanField`'s
+        `diagnostics`, $\\max_i |T(\\psi_k) -
         \\psi_k|_i$ at the start of each step $k$ (NaN after the last step); else `None`.
-    - `omega`: with `MeanField(estimate_omega=True)`, an estimate of
+    - `omega`: with [`setfix.ContractionEstimate`][] among the `diagnostics`, an
+        estimate of
         $\\lVert \\partial T / \\partial \\psi \\rVert_2$ at $\\psi^*$ (the local
         contraction factor); else `None`.
     """

@@ -163,7 +163,8 @@ def test_anderson_beats_plain_iteration_at_omega_0_9(n, seed):
         ("plain", optx.FixedPointIteration(rtol=1e-8, atol=1e-8)),
         ("anderson", sf.AndersonAcceleration(rtol=1e-8, atol=1e-8)),
     ):
-        mf = sf.MeanField(solver=solver, max_steps=2000, trace=True, **EXACT)
+        mf = sf.MeanField(solver=solver, max_steps=2000, diagnostics=(sf.ResidualTrace(),),
+                          **EXACT)
         sol = _solve(mf, f, items)
         assert bool(sol.converged)
         steps[name] = int(sol.num_steps)
@@ -263,8 +264,7 @@ def test_diagnostics_trace_and_omega():
     mf = sf.MeanField(
         solver=optx.FixedPointIteration(rtol=1e-9, atol=1e-9),
         max_steps=300,
-        trace=True,
-        estimate_omega=True,
+        diagnostics=(sf.ResidualTrace(), sf.ContractionEstimate()),
         **EXACT,
     )
     sol = mf(f, items, key=jax.random.key(0))
@@ -281,9 +281,25 @@ def test_diagnostics_trace_and_omega():
                                   num_iterations=100)
     assert np.isclose(float(sol.omega), float(omega), rtol=1e-3)
     # Off by default.
-    plain = eqx.tree_at(lambda m: (m.trace, m.estimate_omega), mf, (False, False))
+    plain = eqx.tree_at(lambda m: m.diagnostics, mf, ())
     sol = plain(f, items)
     assert sol.residual_trace is None and sol.omega is None
+    # The number of power iterations is the estimate's own option.
+    few = eqx.tree_at(lambda m: m.diagnostics, mf, (sf.ContractionEstimate(2),))
+    assert few(f, items).omega is not None
+
+
+@pytest.mark.bad_input
+def test_diagnostics_are_values():
+    with pytest.raises(TypeError, match="`diagnostics` must be a tuple of setfix diagnostics"):
+        sf.MeanField(diagnostics=("trace",))  # pyright: ignore
+    with pytest.raises(ValueError, match="measures `omega` more than once"):
+        sf.MeanField(diagnostics=(sf.ContractionEstimate(), sf.ContractionEstimate(5)))
+    with pytest.raises(ValueError, match="num_iterations"):
+        sf.ContractionEstimate(0)
+    with pytest.raises(TypeError, match="trace"):
+        sf.MeanField(trace=True)  # pyright: ignore
+    assert sf.MeanField(diagnostics=[sf.ResidualTrace()]).diagnostics == (sf.ResidualTrace(),)
 
 
 def test_mean_over_converged():
