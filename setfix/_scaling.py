@@ -6,6 +6,7 @@ from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax.numpy as jnp
+from equinox import AbstractVar
 from jaxtyping import Array, Bool, Float
 
 
@@ -17,11 +18,17 @@ class AbstractScaling(eqx.Module):
     its mask; padded entries (mask false) are zero on input and on output. A scaling
     with `couples_batch = True` mixes the sets of a batch, so
     [`setfix.MeanField`][] then solves one joint fixed point for the whole batch.
+
+    A subclass declares `couples_batch` and `preserves_symmetry` (whether
+    $\text{scale}(\hat g)$ has a symmetric Jacobian wherever $\hat g$ does, as a
+    constant factor does; the root form's adjoint may then use symmetric solvers),
+    as class attributes or properties.
     """
 
-    couples_batch: ClassVar[bool] = False
+    # Whether the scaled gradient of one set depends on the other sets of a batch.
+    couples_batch: AbstractVar[bool]
     # Whether scale(grad) has a symmetric Jacobian wherever grad does (a constant factor).
-    preserves_symmetry: ClassVar[bool] = False
+    preserves_symmetry: AbstractVar[bool]
 
     @abc.abstractmethod
     def __call__(
@@ -55,6 +62,7 @@ def _set_size(mask, dtype=float):
 class NoScaling(AbstractScaling):
     r"""The identity: $T(\psi) = \sigma(\nabla \tilde F(\psi))$."""
 
+    couples_batch: ClassVar[bool] = False
     preserves_symmetry: ClassVar[bool] = True
 
     def __call__(self, grad, mask):
@@ -74,6 +82,7 @@ class ConstantScaling(AbstractScaling):
     """
 
     c: float
+    couples_batch: ClassVar[bool] = False
     preserves_symmetry: ClassVar[bool] = True
 
     def __check_init__(self):
@@ -112,6 +121,8 @@ class NormScaling(AbstractScaling):
             raise ValueError(f"`norm` must be 'fro' or 'nuc', got {self.norm!r}.")
         if self.over not in ("set", "batch"):
             raise ValueError(f"`over` must be 'set' or 'batch', got {self.over!r}.")
+
+    preserves_symmetry: ClassVar[bool] = False
 
     @property
     def couples_batch(self) -> bool:  # pyright: ignore
@@ -166,6 +177,7 @@ class CertifiedScaling(AbstractScaling):
 
     omega: float = 0.9
     max_scale: float = 1.0
+    couples_batch: ClassVar[bool] = False
     preserves_symmetry: ClassVar[bool] = True
 
     def __check_init__(self):
