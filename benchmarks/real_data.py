@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from setfix._cli import summarise
 from setfix._experiment import differences, Experiment
+from setfix._report import summarise
 
 
 RECORDS = Path(__file__).parent / "results" / "real_data"

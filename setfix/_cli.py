@@ -24,7 +24,8 @@ from ._experiment import (
     run,
     SCALINGS,
 )
-from ._fit import DivergenceError, percent, seconds_per_epoch
+from ._fit import DivergenceError, percent
+from ._report import format_markdown, format_scores, format_table, summarise
 from .datasets import AMAZON_CATEGORIES
 
 
@@ -194,17 +195,9 @@ def _train(args):
         f"epoch (median training time); test solves converged: "
         f"{percent(results['test_converged'])}"
     )
-    print(_extra_scores(results["test_scores"]))
+    print(format_scores(results["test_scores"]))
     print(f"final test Jaccard: {results['test_jaccard']:.2f}")
     return results
-
-
-def _extra_scores(scores: dict) -> str:
-    """The size-free and calibration figures of a test evaluation, on one line."""
-    return (f"size-free test Jaccard: {scores['jaccard_threshold']:.2f} (psi > 1/2), "
-            f"{scores['jaccard_size']:.2f} (top round(sum psi)); calibration: Brier "
-            f"{scores['brier']:.4f}, ECE {scores['ece']:.4f}; |sum psi - |S*||: "
-            f"{scores['size_error']:.2f}; max |psi - 1/2|: {scores['max_deviation']:.4f}")
 
 
 def _crossval(args):
@@ -237,70 +230,6 @@ def _split_names(text, options, what):
             f"{', '.join(options)}"
         )
     return names
-
-
-def _seconds_per_epoch(results: dict) -> float:
-    # From the history where a run has one: runs written before `seconds_per_epoch`
-    # became the median hold the mean, compilation included.
-    if results.get("history"):
-        return seconds_per_epoch(results["history"])
-    return results["seconds_per_epoch"]
-
-
-def summarise(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """Test Jaccard (mean, std over runs) and seconds per epoch, by dataset and label."""
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for r in results:
-        label = Experiment.from_json(r["config"]).label
-        groups.setdefault((r["config"]["dataset"], label), []).append(r)
-    for (dataset, label), rs in groups.items():
-        scores = np.array([r["test_jaccard"] for r in rs])
-        table.setdefault(dataset, {})[label] = {
-            "mean": float(scores.mean()), "std": float(scores.std()), "runs": len(rs),
-            "seconds_per_epoch": float(np.mean([_seconds_per_epoch(r) for r in rs])),
-            "epochs": float(np.mean([r["epochs_run"] for r in rs])),
-        }
-    return table
-
-
-def format_table(table) -> str:
-    datasets = list(table)
-    labels = sorted({label for d in table.values() for label in d})
-    width = max(len(x) for x in labels + ["method"])
-    lines = [f"{'method':<{width}}  " + "  ".join(f"{d:>22}" for d in datasets)]
-    for label in labels:
-        cells = []
-        for d in datasets:
-            c = table[d].get(label)
-            if not c:
-                cells.append("")
-                continue
-            spread = f"± {c['std']:4.2f}" if c["runs"] > 1 else " " * 6  # one run
-            cells.append(f"{c['mean']:6.2f} {spread} ({c['seconds_per_epoch']:4.1f} s/ep)")
-        lines.append(f"{label:<{width}}  " + "  ".join(f"{x:>22}" for x in cells))
-    return "\n".join(lines)
-
-
-def format_markdown(table) -> str:
-    """The summary as a Markdown table (for documentation)."""
-    datasets = list(table)
-    labels = sorted({label for d in table.values() for label in d})
-    lines = ["| method | " + " | ".join(datasets) + " |",
-             "| --- | " + " | ".join("---" for _ in datasets) + " |"]
-    for label in labels:
-        cells = []
-        for d in datasets:
-            c = table[d].get(label)
-            if not c:
-                cells.append("")
-                continue
-            spread = f" ± {c['std']:.2f}" if c["runs"] > 1 else ""
-            seeds = f"{c['runs']} seed{'s' if c['runs'] > 1 else ''}"
-            cells.append(f"{c['mean']:.2f}{spread} ({seeds}, "
-                         f"{c['seconds_per_epoch']:.0f} s/epoch)")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _reproduce(args):
@@ -347,7 +276,7 @@ def main(argv=None) -> None:
             scores = evaluate_run(args.run, args.split)
             print(f"{args.split} Jaccard: {scores['jaccard']:.2f} "
                   f"(converged: {percent(scores['converged'])})")
-            print(_extra_scores(scores))
+            print(format_scores(scores))
         elif args.command == "crossval":
             _crossval(args)
         else:

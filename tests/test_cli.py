@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from setfix._cli import main, summarise
+from setfix._cli import main
+from setfix._report import summarise
 
 
 # The command line runs as users run it (float32, standard promotion).

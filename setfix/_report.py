@@ -1,0 +1,81 @@
+"""Reporting: figures from training histories and run results, and the tables
+`setfix reproduce` and the benchmarks print."""
+
+import numpy as np
+
+from ._experiment import Experiment
+from ._fit import seconds_per_epoch
+
+
+def format_scores(scores: dict) -> str:
+    """The size-free and calibration figures of a test evaluation, on one line."""
+    return (f"size-free test Jaccard: {scores['jaccard_threshold']:.2f} (psi > 1/2), "
+            f"{scores['jaccard_size']:.2f} (top round(sum psi)); calibration: Brier "
+            f"{scores['brier']:.4f}, ECE {scores['ece']:.4f}; |sum psi - |S*||: "
+            f"{scores['size_error']:.2f}; max |psi - 1/2|: {scores['max_deviation']:.4f}")
+
+
+def run_seconds_per_epoch(results: dict) -> float:
+    """The seconds per epoch of a run's results (`results.json`)."""
+    # From the history where a run has one: runs written before `seconds_per_epoch`
+    # became the median hold the mean, compilation included.
+    if results.get("history"):
+        return seconds_per_epoch(results["history"])
+    return results["seconds_per_epoch"]
+
+
+def summarise(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Test Jaccard (mean, std over runs) and seconds per epoch, by dataset and label."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in results:
+        label = Experiment.from_json(r["config"]).label
+        groups.setdefault((r["config"]["dataset"], label), []).append(r)
+    for (dataset, label), rs in groups.items():
+        scores = np.array([r["test_jaccard"] for r in rs])
+        table.setdefault(dataset, {})[label] = {
+            "mean": float(scores.mean()), "std": float(scores.std()), "runs": len(rs),
+            "seconds_per_epoch": float(np.mean([run_seconds_per_epoch(r) for r in rs])),
+            "epochs": float(np.mean([r["epochs_run"] for r in rs])),
+        }
+    return table
+
+
+def format_table(table) -> str:
+    """The summary as a plain-text table (for the terminal)."""
+    datasets = list(table)
+    labels = sorted({label for d in table.values() for label in d})
+    width = max(len(x) for x in labels + ["method"])
+    lines = [f"{'method':<{width}}  " + "  ".join(f"{d:>22}" for d in datasets)]
+    for label in labels:
+        cells = []
+        for d in datasets:
+            c = table[d].get(label)
+            if not c:
+                cells.append("")
+                continue
+            spread = f"± {c['std']:4.2f}" if c["runs"] > 1 else " " * 6  # one run
+            cells.append(f"{c['mean']:6.2f} {spread} ({c['seconds_per_epoch']:4.1f} s/ep)")
+        lines.append(f"{label:<{width}}  " + "  ".join(f"{x:>22}" for x in cells))
+    return "\n".join(lines)
+
+
+def format_markdown(table) -> str:
+    """The summary as a Markdown table (for documentation)."""
+    datasets = list(table)
+    labels = sorted({label for d in table.values() for label in d})
+    lines = ["| method | " + " | ".join(datasets) + " |",
+             "| --- | " + " | ".join("---" for _ in datasets) + " |"]
+    for label in labels:
+        cells = []
+        for d in datasets:
+            c = table[d].get(label)
+            if not c:
+                cells.append("")
+                continue
+            spread = f" ± {c['std']:.2f}" if c["runs"] > 1 else ""
+            seeds = f"{c['runs']} seed{'s' if c['runs'] > 1 else ''}"
+            cells.append(f"{c['mean']:.2f}{spread} ({seeds}, "
+                         f"{c['seconds_per_epoch']:.0f} s/epoch)")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
