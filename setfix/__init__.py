@@ -7,11 +7,8 @@ from . import datasets as datasets
 from ._adjoints import OneStep as OneStep, Unrolled as Unrolled
 from ._anderson import AndersonAcceleration as AndersonAcceleration
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
-from ._cross_validation import (
-    concatenate as concatenate,
-    cross_validate as cross_validate,
-)
-from ._dataset import SetDataset as SetDataset
+from ._cross_validation import cross_validate as cross_validate
+from ._dataset import concatenate as concatenate, SetDataset as SetDataset
 from ._diagnostics import (
     AbstractDiagnostic as AbstractDiagnostic,
     ContractionEstimate as ContractionEstimate,

@@ -10,7 +10,8 @@ from typing import Any
 
 import jax
 
-from ._cross_validation import check_folds, concatenate, cross_validate
+from ._cross_validation import check_folds, cross_validate
+from ._dataset import concatenate
 from ._experiment import build, differences, Experiment, load_splits
 
 

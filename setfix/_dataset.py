@@ -236,3 +236,33 @@ SetDataset.__init__.__doc__ = """**Arguments:**
 
 Use [`setfix.SetDataset.from_sets`][] to build one from ground sets of different sizes.
 """
+
+
+def concatenate(*parts: SetDataset) -> SetDataset:
+    """The sets of several datasets in one (padded to the largest ground set)."""
+    if not parts or not all(isinstance(p, SetDataset) for p in parts):
+        raise TypeError("`concatenate` needs one or more setfix.SetDataset arguments.")
+    n = max(p.items.shape[1] for p in parts)
+    if len({p.feature_shape for p in parts}) != 1:
+        raise ValueError("the datasets' item features have different shapes.")
+    pools = [p.pool for p in parts]
+    if any(pool is None for pool in pools) and not all(pool is None for pool in pools):
+        raise ValueError("cannot concatenate datasets with and without a `pool`.")
+
+    def pad(x):
+        widths = [(0, 0), (0, n - x.shape[1])] + [(0, 0)] * (x.ndim - 2)
+        return np.pad(x, widths)
+
+    items, pool = [p.items for p in parts], pools[0]
+    if pool is not None and not all(other is pool for other in pools):
+        offsets = np.cumsum([0] + [len(other) for other in pools[:-1]])
+        items = [x + offset for x, offset in zip(items, offsets)]
+        pool = np.concatenate(pools)
+    return SetDataset(
+        np.concatenate([pad(x) for x in items]),
+        np.concatenate([pad(p.mask) for p in parts]),
+        np.concatenate([pad(p.target) for p in parts]),
+        parts[0].name,
+        parts[0].metadata,
+        pool,
+    )
