@@ -60,7 +60,7 @@ def _learning_rates(text):
 
 def _experiment_options(p, *, epochs, learning_rate=True):
     d = Experiment()
-    p.add_argument("--scaling", "--norm", choices=SCALINGS, default=d.scaling,
+    p.add_argument("--scaling", choices=SCALINGS, default=d.scaling,
                    help="iDiffMF scaling: fro, nuc, c (constant), none or certified "
                    "(needs --energy smooth) [%(default)s]")
     p.add_argument("--c", type=_positive_float, default=d.c,

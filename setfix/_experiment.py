@@ -41,9 +41,9 @@ ENERGIES = ("deepset", "smooth")
 COPULAS = ("published", "standardised")
 DRAWS = ("fresh", "shared")
 FEATURES = ("names", "pickle")
-# Fields added after runs were first saved, with the behaviour those runs had where it
-# differs from the field's default: a saved configuration without the field meant this.
-LEGACY = {"copula": "standardised", "draws": "shared", "drop_last": True}
+# Fields added after runs were first saved whose default is not what those runs did: a
+# saved configuration must state them (`from_json` says how, when one does not).
+EARLIER_BEHAVIOUR = {"copula": "standardised", "draws": "shared", "drop_last": True}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +78,8 @@ class Experiment:
     The training defaults are those of the published code (patience 7 in setfix's
     sense, which stops after 7 epochs without a better validation score as its
     `num_bad_epochs=6` does; weight decay 1e-5; the last incomplete batch kept).
-    A saved configuration that lacks a field added since reads as the behaviour its run
-    had (`LEGACY`).
+    A configuration saved before `copula`, `draws` and `drop_last` existed is refused
+    with the values that describe its run (`from_json`).
     """
 
     dataset: str = "moons"
@@ -188,7 +188,15 @@ class Experiment:
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown configuration fields {sorted(unknown)}.")
-        return cls(**{**LEGACY, **values})
+        missing = [name for name in EARLIER_BEHAVIOUR if name not in values]
+        if missing:
+            what = ", ".join(f'"{name}": {json.dumps(EARLIER_BEHAVIOUR[name])}'
+                             for name in missing)
+            raise ValueError(
+                f"the configuration was saved by an earlier setfix and lacks {missing}, "
+                "whose defaults have changed since; rerun the experiment into a new "
+                f"directory, or add {{{what}}} (what that run did) to its config.json.")
+        return cls(**values)
 
 
 def differences(saved: dict[str, Any], config: Experiment) -> list[str]:

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from setfix._cli import main
+from setfix._experiment import Experiment
 from setfix._report import summarise
 
 
@@ -135,7 +136,7 @@ def test_summary_times_an_epoch_by_its_median():
     """An epoch's time is the median over the run, so that the compilation in the
     first epoch (and again after a resume) does not count; runs without a history keep
     their recorded figure."""
-    config = {"dataset": "moons", "method": "idiffmf"}
+    config = Experiment(dataset="moons", method="idiffmf").to_json()
     with_history = {"config": config, "test_jaccard": 60.0, "epochs_run": 4,
                     "seconds_per_epoch": 30.0,
                     "history": [{"train_seconds": t} for t in (90.0, 20.0, 22.0, 21.0)]}
@@ -192,21 +193,27 @@ def test_the_method_options_build_the_published_baselines():
         Experiment(method="diffmf", draws="some")
 
 
-def test_saved_configurations_keep_the_behaviour_of_their_runs():
-    """A config.json written before `copula`, `draws` and `drop_last` existed describes
-    a run with standardised copula noise, shared DiffMF draws and the last batch
-    dropped; its explicit patience and weight decay stay as saved. The new defaults
-    are the published code's."""
-    from setfix._experiment import Experiment
+def test_configurations_of_earlier_versions_are_refused_with_how_to_rerun(tmp_path):
+    """A config.json written before `copula`, `draws` and `drop_last` existed (when runs
+    had standardised copula noise, shared DiffMF draws and dropped the last batch) is
+    refused with those values; with them added it reads as that run. The defaults are
+    the published code's."""
+    from setfix._experiment import Experiment, load_run
 
     fields = Experiment().to_json()
     old = {k: v for k, v in fields.items() if k not in ("copula", "draws", "drop_last")}
+    with pytest.raises(ValueError, match=r"earlier setfix and lacks \['copula', 'draws', "
+                       r"'drop_last'\].*rerun the experiment.*\"copula\": \"standardised\""):
+        Experiment.from_json(old)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="config.json` is not a valid setfix configuration "
+                       r"\(the configuration was saved by an earlier setfix"):
+        load_run(tmp_path)
+    earlier = {"copula": "standardised", "draws": "shared", "drop_last": True}
     for method, label in (("equivset_copula", "equivset_copula-standardised"),
                           ("diffmf", "diffmf-shared"), ("idiffmf", "idiffmf-fro")):
-        config = Experiment.from_json({**old, "method": method, "patience": 6,
-                                       "weight_decay": 0.0})
+        config = Experiment.from_json({**old, **earlier, "method": method})
         assert config.label == label and config.drop_last
-        assert (config.patience, config.weight_decay) == (6, 0.0)
     new = Experiment()
     assert (new.patience, new.weight_decay, new.drop_last) == (7, 1e-5, False)
     assert Experiment.from_json(new.to_json()) == new
