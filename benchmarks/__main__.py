@@ -1,6 +1,6 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
 gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end,
-pooled_items, interactions, pairwise_ceiling; default: all), each writing JSON and PNG
+pooled_items, interactions, pairwise_ceiling, large_sets; default: all), each writing JSON and PNG
 under benchmarks/results/. The options (e.g. `--quick`) go to every named benchmark."""
 
 import sys
@@ -13,6 +13,7 @@ from . import (
     implicit_fd,
     interactions,
     iterations,
+    large_sets,
     memory,
     pairwise_ceiling,
     pooled_items,
@@ -34,6 +35,7 @@ BENCHMARKS = {
     "pooled_items": pooled_items.main,
     "interactions": interactions.main,
     "pairwise_ceiling": pairwise_ceiling.main,
+    "large_sets": large_sets.main,
 }
 
 

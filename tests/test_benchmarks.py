@@ -198,3 +198,18 @@ def test_interaction_benchmarks_run_quick(tmp_path, monkeypatch):
     pairwise_ceiling.main(["--quick"])
     ceiling = json.loads((tmp_path / "pairwise_ceiling-quick.json").read_text())["results"]
     assert all(0 <= r["solved"] <= 100 for r in ceiling.values())
+
+
+@pytest.mark.slow
+def test_large_sets_benchmark_runs_quick(tmp_path, monkeypatch):
+    """`large_sets --quick` measures each size in a fresh process, blocked and not, and
+    writes its record and plot (redirected to a temporary folder)."""
+    from benchmarks import _common, large_sets
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    large_sets.main(["--quick"])
+    record = json.loads((tmp_path / "large_sets_quick.json").read_text())["results"]
+    assert [(r["n"], r["blocked"]) for r in record["rows"]] == [
+        (100, True), (1000, True), (100, False), (1000, False)]
+    assert all(r["seconds"] > 0 and r["peak_rss_bytes"] > 0 for r in record["rows"])
+    assert (tmp_path / "large_sets_quick.png").exists()

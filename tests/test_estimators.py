@@ -10,6 +10,7 @@ The value uses F(S) in [-M, M]: t_m = sqrt(2 M^2 log(2 R / delta) / m).
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -261,3 +262,38 @@ def test_monte_carlo_rejects_bad_arguments():
         sf.MonteCarlo(4, hessian="pairwise")  # pyright: ignore
     with pytest.raises(ValueError, match="batch_size"):
         sf.PairwiseHessian(batch_size=0)
+
+
+def test_toggled_readouts_in_blocks_are_the_same(monkeypatch):
+    """On large ground sets the toggled readouts run in blocks of items (padded to whole
+    blocks, recomputed in the backward pass): the gradient estimate, its JVP in psi and
+    its derivative in the parameters and embeddings are those of the readouts all at
+    once, to float64 rounding."""
+    import setfix._monte_carlo as monte_carlo
+
+    f = sf.DeepSet(3, hidden=8, width=16, key=jax.random.key(0))
+    items = jax.random.normal(jax.random.key(1), (37, 3))
+    readout, embedding = split_set_function(f, items)
+    estimator = sf.MonteCarlo(3)
+    noise = estimator.noise(jax.random.key(2), 37)
+    psi = jax.random.uniform(jax.random.key(3), (37,))
+    mask = jnp.ones(37, bool).at[30:].set(False)
+
+    def everything():
+        def grad(readout, embedding, psi):
+            return estimator.gradient(readout, embedding, psi, mask, noise)
+
+        value, jvp = jax.jvp(lambda p: grad(readout, embedding, p), (psi,), (psi,))
+        vjp = eqx.filter_vjp(lambda r, e: grad(r, e, psi), readout, embedding)[1]
+        return value, jvp, vjp(jnp.arange(37.0))
+
+    reference = everything()
+    blocks = []
+    lax_map = jax.lax.map
+    monkeypatch.setattr(monte_carlo, "BLOCK_ENTRIES", 3 * 16 * 5)  # 5 items a block
+    monkeypatch.setattr(jax.lax, "map", lambda fn, xs: blocks.append(xs[1].shape)
+                        or lax_map(fn, xs))
+    blocked = everything()
+    assert blocks and blocks[0] == (8, 5, 16)  # 37 items: 8 blocks of 5, 3 padded
+    for a, b in zip(jax.tree.leaves(blocked), jax.tree.leaves(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
