@@ -41,41 +41,40 @@ def summarise(results: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     return table
 
 
-def format_table(table) -> str:
-    """The summary as a plain-text table (for the terminal)."""
+def _rows(table, cell) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The datasets of a summary and, per label, its cells formatted by `cell` (empty
+    where the label has no run on a dataset)."""
     datasets = list(table)
     labels = sorted({label for d in table.values() for label in d})
-    width = max(len(x) for x in labels + ["method"])
+    return datasets, [(label, [cell(table[d][label]) if table[d].get(label) else ""
+                               for d in datasets]) for label in labels]
+
+
+def _terminal_cell(c) -> str:
+    spread = f"± {c['std']:4.2f}" if c["runs"] > 1 else " " * 6  # one run
+    return f"{c['mean']:6.2f} {spread} ({c['seconds_per_epoch']:4.1f} s/ep)"
+
+
+def _markdown_cell(c) -> str:
+    spread = f" ± {c['std']:.2f}" if c["runs"] > 1 else ""
+    seeds = f"{c['runs']} seed{'s' if c['runs'] > 1 else ''}"
+    return f"{c['mean']:.2f}{spread} ({seeds}, {c['seconds_per_epoch']:.0f} s/epoch)"
+
+
+def format_table(table) -> str:
+    """The summary as a plain-text table (for the terminal)."""
+    datasets, rows = _rows(table, _terminal_cell)
+    width = max(len(x) for x in [label for label, _ in rows] + ["method"])
     lines = [f"{'method':<{width}}  " + "  ".join(f"{d:>22}" for d in datasets)]
-    for label in labels:
-        cells = []
-        for d in datasets:
-            c = table[d].get(label)
-            if not c:
-                cells.append("")
-                continue
-            spread = f"± {c['std']:4.2f}" if c["runs"] > 1 else " " * 6  # one run
-            cells.append(f"{c['mean']:6.2f} {spread} ({c['seconds_per_epoch']:4.1f} s/ep)")
-        lines.append(f"{label:<{width}}  " + "  ".join(f"{x:>22}" for x in cells))
+    lines += [f"{label:<{width}}  " + "  ".join(f"{x:>22}" for x in cells)
+              for label, cells in rows]
     return "\n".join(lines)
 
 
 def format_markdown(table) -> str:
     """The summary as a Markdown table (for documentation)."""
-    datasets = list(table)
-    labels = sorted({label for d in table.values() for label in d})
+    datasets, rows = _rows(table, _markdown_cell)
     lines = ["| method | " + " | ".join(datasets) + " |",
              "| --- | " + " | ".join("---" for _ in datasets) + " |"]
-    for label in labels:
-        cells = []
-        for d in datasets:
-            c = table[d].get(label)
-            if not c:
-                cells.append("")
-                continue
-            spread = f" ± {c['std']:.2f}" if c["runs"] > 1 else ""
-            seeds = f"{c['runs']} seed{'s' if c['runs'] > 1 else ''}"
-            cells.append(f"{c['mean']:.2f}{spread} ({seeds}, "
-                         f"{c['seconds_per_epoch']:.0f} s/epoch)")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     return "\n".join(lines) + "\n"
