@@ -1,16 +1,25 @@
 """Throughput: seconds per training gradient step of the default iDiffMF composition
 (DeepSet 256/500/500, m = 5 samples, tol 1e-6, at most 20 steps, implicit adjoint,
-float32) against the reference cost structure (`_reference.py`: m×n×n masks, the
-encoder inside every iteration, float64, batch-wide Frobenius scaling, one-step
-gradient), on the same shapes and data. (`floor.py` times one iteration against the
-readouts it cannot avoid.)
+float32) against the published code's cost structure (`_reference.py`: m×n×n masks,
+float64, batch-wide Frobenius scaling, one-step gradient), on the same shapes and data,
+in two variants:
 
-Every measurement runs in a fresh child process (x64 only in the reference's), and
-the children alternate (setfix, reference, setfix, reference, ...) over `--rounds`
-rounds, so both see the same machine state; a figure is the median over rounds of
-each child's best of `--repeats` steps after a warm-up step.
+- `published`: as LearnSetsImplicit runs, one fixed key for every map
+  (`PRNGKey(1)`, the first seed of its `run_implicit.sh`), stop at a step norm of 1e-7
+  or 10 maps (its defaults), the encoder left to XLA (which hoists it out of the loop);
+- `fresh`: fresh draws every map and the encoder run in every call of F, as eager
+  PyTorch with unseeded `torch.bernoulli` does, at tol 1e-6 and 20 maps (which it
+  always runs). This was the only reference before 2026-12-06.
+
+(`floor.py` times one iteration against the readouts it cannot avoid.)
+
+Every measurement runs in a fresh child process (x64 only in the references'), and
+the children alternate (setfix, published, fresh, setfix, ...) over `--rounds` rounds,
+so all see the same machine state; a figure is the median over rounds of each child's
+best of `--repeats` steps after a warm-up step.
 
     python -m benchmarks throughput [--quick] [--rounds R] [--repeats K] [--only NAMES]
+                                    [--impls setfix,published,fresh]
 """
 
 import argparse
@@ -24,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _reference
 from ._common import pyplot, save, save_figure, timed
 
 
@@ -72,8 +82,9 @@ def _data(n, shape, encoder, batch, key):
     return items, target
 
 
-def _child_setfix(n, shape, encoder, batch, repeats):
-
+def setfix_step(n, shape, encoder, batch):
+    """The timed training step of setfix's default iDiffMF on these shapes:
+    (step, model, optimiser state), `step(model, opt_state, key)` jitted."""
     import setfix as sf
 
     model = _model(encoder, shape, jax.random.key(0))
@@ -90,6 +101,11 @@ def _child_setfix(n, shape, encoder, batch, repeats):
         return method.objective.update(model, opt_state, method, items, mask, target,
                                        negatives, key=solve_key, optimizer=optimizer)
 
+    return step, model, opt_state
+
+
+def _child_setfix(n, shape, encoder, batch, repeats):
+    step, model, opt_state = setfix_step(n, shape, encoder, batch)
     keys = iter(jax.random.split(jax.random.key(2), repeats + 1))
     (_, _, stats), seconds = timed(lambda: step(model, opt_state, next(keys)),
                                    repeats=repeats)
@@ -101,11 +117,18 @@ def _child_setfix(n, shape, encoder, batch, repeats):
     }
 
 
-def _child_reference(n, shape, encoder, batch, repeats):
+# The reference variants: keyword arguments of `_reference.train_step`.
+REFERENCES = {
+    "published": {"fixed_key": True, "rerun_encoder": False, "tol": 1e-7, "max_steps": 10},
+    "fresh": {"fixed_key": False, "rerun_encoder": True, "tol": 1e-6, "max_steps": 20},
+}
+IMPLS = ("setfix", *REFERENCES)
+
+
+def _child_reference(n, shape, encoder, batch, repeats, variant):
     jax.config.update("jax_enable_x64", True)
     import setfix as sf
 
-    from . import _reference
     from ._common import as_float64
 
     model = as_float64(_model(encoder, shape, jax.random.key(0)))
@@ -114,12 +137,17 @@ def _child_reference(n, shape, encoder, batch, repeats):
     mask = jnp.ones((batch, n), bool)
     optimizer = _reference.optimizer()
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
-    keys = iter(jax.random.split(jax.random.key(2), 2 * (repeats + 1)))
+    keys = iter(jax.random.split(jax.random.key(2), repeats + 1))
+    settings = REFERENCES[variant]
+    # The published code's key: PRNGKey(seed), the same in every map and step.
+    fixed = jax.random.PRNGKey(_reference.PUBLISHED_SEED)
 
     def step():
-        negatives = sf.sample_negatives(next(keys), target, mask, 1)
+        key = next(keys)
+        negatives = sf.sample_negatives(key, target, mask, 1)
+        map_key = fixed if settings["fixed_key"] else jax.random.fold_in(key, 1)
         return _reference.train_step(model, opt_state, items, target, negatives,
-                                     next(keys), optimizer)
+                                     map_key, optimizer, **settings)
 
     (_, _, steps), seconds = timed(step, repeats=repeats)
     return {"seconds_per_step": seconds, "iterations": float(steps)}
@@ -127,8 +155,9 @@ def _child_reference(n, shape, encoder, batch, repeats):
 
 def child(spec: dict) -> dict:
     n, shape, encoder = spec["n"], tuple(spec["shape"]), spec["encoder"]
-    run = _child_reference if spec["impl"] == "reference" else _child_setfix
-    return run(n, shape, encoder, spec["batch"], spec["repeats"])
+    if spec["impl"] == "setfix":
+        return _child_setfix(n, shape, encoder, spec["batch"], spec["repeats"])
+    return _child_reference(n, shape, encoder, spec["batch"], spec["repeats"], spec["impl"])
 
 
 # ----------------------------------------------------------------------------- parent
@@ -149,6 +178,8 @@ def _parse(argv):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--only", default=None, help="comma-separated config names")
+    parser.add_argument("--impls", default=",".join(IMPLS),
+                        help="comma-separated, of " + ", ".join(IMPLS))
     return parser.parse_args(argv)
 
 
@@ -158,10 +189,13 @@ def main(argv):
     if args.only:
         configs = {k: configs[k] for k in args.only.split(",")}
     batch = 4 if args.quick else args.batch
+    impls = args.impls.split(",")
+    if impls[0] != "setfix" or not set(impls) <= set(IMPLS):
+        raise SystemExit(f"--impls: setfix first, then any of {IMPLS[1:]}; got {args.impls}")
     runs: dict[tuple[str, str], list[dict]] = {}
     for r in range(1 if args.quick else args.rounds):
         for name, (n, shape, encoder) in configs.items():
-            for impl in ("setfix", "reference"):
+            for impl in impls:
                 spec = {"impl": impl, "n": n, "shape": shape, "encoder": encoder,
                         "batch": batch, "repeats": 1 if args.quick else args.repeats}
                 result = _spawn(spec)
@@ -169,36 +203,37 @@ def main(argv):
                 print(f"round {r}: {name:12s} {impl:9s} "
                       f"{result['seconds_per_step']:8.3f} s/step, "
                       f"{result['iterations']:.1f} iterations", flush=True)
+    median = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
     rows = []
     for name, (n, shape, encoder) in configs.items():
-        ours, ref = runs[(name, "setfix")], runs[(name, "reference")]
-        median = lambda rs, k: statistics.median(r[k] for r in rs)  # noqa: E731
-        row = {
-            "config": name, "n": n, "item_shape": list(shape), "encoder": encoder,
-            "batch": batch,
-            "setfix_seconds_per_step": median(ours, "seconds_per_step"),
-            "reference_seconds_per_step": median(ref, "seconds_per_step"),
-            "setfix_iterations": median(ours, "iterations"),
-            "reference_iterations": median(ref, "iterations"),
-            "runs": {"setfix": ours, "reference": ref},
-        }
-        row["speedup"] = row["reference_seconds_per_step"] / row["setfix_seconds_per_step"]
+        row = {"config": name, "n": n, "item_shape": list(shape), "encoder": encoder,
+               "batch": batch, "runs": {impl: runs[(name, impl)] for impl in impls}}
+        for impl in impls:
+            row[f"{impl}_seconds_per_step"] = median(runs[(name, impl)], "seconds_per_step")
+            row[f"{impl}_iterations"] = median(runs[(name, impl)], "iterations")
+        for impl in impls[1:]:
+            row[f"{impl}_speedup"] = (row[f"{impl}_seconds_per_step"]
+                                      / row["setfix_seconds_per_step"])
         rows.append(row)
     _report(rows)
     name = "throughput_quick" if args.quick else "throughput"
     save(name, {"batch": batch, "num_samples": NUM_SAMPLES, "rounds": args.rounds,
                 "repeats": args.repeats, "setfix": "idiffmf(tolerance=1e-6, max_steps=20)",
-                "reference": "benchmarks/_reference.py, float64, tol 1e-6, 20 steps"}, rows)
+                "references": {k: {**REFERENCES[k], "seed": _reference.PUBLISHED_SEED}
+                               for k in impls[1:]},
+                "reference_code": "benchmarks/_reference.py, float64"}, rows)
     _plot(rows, name)
 
 
 def _report(rows):
-    print(f"{'config':12s} {'n':>4s} {'setfix s':>9s} {'ref s':>9s} {'ratio':>7s} "
-          f"{'its':>5s} {'ref its':>7s}")
+    impls = [k[: -len("_seconds_per_step")] for k in rows[0] if k.endswith("_seconds_per_step")]
+    print(f"{'config':12s} {'n':>4s} " + " ".join(f"{i + ' s':>12s}" for i in impls)
+          + " " + " ".join(f"{i + ' its':>14s}" for i in impls))
     for r in rows:
-        print(f"{r['config']:12s} {r['n']:4d} {r['setfix_seconds_per_step']:9.3f} "
-              f"{r['reference_seconds_per_step']:9.3f} {r['speedup']:6.1f}x "
-              f"{r['setfix_iterations']:5.1f} {r['reference_iterations']:7.1f}")
+        times = " ".join(f"{r[f'{i}_seconds_per_step']:12.3f}" for i in impls)
+        its = " ".join(f"{r[f'{i}_iterations']:14.1f}" for i in impls)
+        ups = " ".join(f"{r[f'{i}_speedup']:5.1f}x" for i in impls[1:])
+        print(f"{r['config']:12s} {r['n']:4d} {times} {its} {ups}")
 
 
 def _plot(rows, name):
@@ -206,12 +241,15 @@ def _plot(rows, name):
     linear = sorted((r for r in rows if r["encoder"] == "linear" and r["item_shape"] == [2]),
                     key=lambda r: r["n"])
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    labels = {"published": "published code (fixed key, float64)",
+              "fresh": "fresh draws, encoder in every call (float64)",
+              "setfix": "setfix iDiffMF (float32)"}
     if linear:
         ns = np.array([r["n"] for r in linear])
-        ax.loglog(ns, [r["reference_seconds_per_step"] for r in linear], "o-",
-                  label="reference structure (float64)")
-        ax.loglog(ns, [r["setfix_seconds_per_step"] for r in linear], "s-",
-                  label="setfix iDiffMF (float32)")
+        for impl, marker in (("fresh", "^:"), ("published", "o-"), ("setfix", "s-")):
+            if f"{impl}_seconds_per_step" in linear[0]:
+                ax.loglog(ns, [r[f"{impl}_seconds_per_step"] for r in linear], marker,
+                          label=labels[impl])
     ax.set_xlabel("ground-set size n (2-d items)")
     ax.set_ylabel(f"seconds per training step (batch {rows[0]['batch']})")
     ax.legend(fontsize=8)
