@@ -1,12 +1,14 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
 gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end,
-pooled_items, interactions, pairwise_ceiling, large_sets; default: all), each writing JSON and PNG
-under benchmarks/results/. The options (e.g. `--quick`) go to every named benchmark."""
+pooled_items, interactions, pairwise_ceiling, large_sets, roofline, device; default:
+all), each writing JSON and PNG under benchmarks/results/. The options (e.g. `--quick`)
+go to every named benchmark."""
 
 import sys
 
 from . import (
     compile_time,
+    device,
     end_to_end,
     floor,
     gradients,
@@ -17,6 +19,7 @@ from . import (
     memory,
     pairwise_ceiling,
     pooled_items,
+    roofline,
     solvers,
     throughput,
 )
@@ -36,6 +39,8 @@ BENCHMARKS = {
     "interactions": interactions.main,
     "pairwise_ceiling": pairwise_ceiling.main,
     "large_sets": large_sets.main,
+    "roofline": roofline.main,
+    "device": device.main,
 }
 
 
@@ -52,4 +57,5 @@ def main(argv):
         BENCHMARKS[name](flags)
 
 
-main(sys.argv[1:])
+if __name__ == "__main__":
+    main(sys.argv[1:])

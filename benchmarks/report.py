@@ -36,15 +36,34 @@ def _table(headers, rows, footer):
 
 def throughput(record):
     c = record["config"]
+    refs = list(c["references"])
+    names = {"published": "published code", "fresh": "fresh draws"}
+    headers = ["shapes", "n", "setfix s/step"]
+    for ref in refs:
+        headers += [f"{names[ref]} s/step", "speed-up"]
+    headers.append("iterations: " + " / ".join(["setfix", *(names[r] for r in refs)]))
+
+    def row(r):
+        cells = [f"{r['config']} ({'×'.join(map(str, r['item_shape']))}, {r['encoder']})",
+                 r["n"], f"{r['setfix_seconds_per_step']:.3f}"]
+        for ref in refs:
+            cells += [f"{r[f'{ref}_seconds_per_step']:.3f}", f"**{r[f'{ref}_speedup']:.1f}×**"]
+        cells.append(" / ".join(f"{r[f'{i}_iterations']:.1f}" for i in ["setfix", *refs]))
+        return cells
+
+    def draws(v):
+        return f"fixed key PRNGKey({v['seed']})" if v["fixed_key"] else "fresh draws"
+
+    settings = "; ".join(
+        f"{names[k]}: {draws(v)}, "
+        f"encoder {'in every call' if v['rerun_encoder'] else 'hoisted by XLA'}, "
+        f"tol {v['tol']:g}, at most {v['max_steps']} maps"
+        for k, v in c["references"].items())
     return _table(
-        ["shapes", "n", "setfix s/step", "reference s/step", "speed-up",
-         "setfix iterations", "reference iterations"],
-        ([f"{r['config']} ({'×'.join(map(str, r['item_shape']))}, {r['encoder']})", r["n"],
-          f"{r['setfix_seconds_per_step']:.3f}", f"{r['reference_seconds_per_step']:.2f}",
-          f"**{r['speedup']:.1f}×**", f"{r['setfix_iterations']:.1f}",
-          f"{r['reference_iterations']:.0f}"] for r in record["results"]),
+        headers, map(row, record["results"]),
         f"Batch {c['batch']}, m = {c['num_samples']}; median over {c['rounds']} alternating "
-        f"rounds of the best of {c['repeats']} steps. " + _machine(record),
+        f"rounds of the best of {c['repeats']} steps. References ({c['reference_code']}): "
+        f"{settings}. " + _machine(record),
     )
 
 
@@ -58,6 +77,35 @@ def floor(record):
          for r in record["results"]),
         f"Batch {record['config']['batch']}. " + _machine(record),
     )
+
+
+def roofline(record):
+    c, r = record["config"], record["results"]
+    lines = _table(
+        ["shapes", "n", "batch", "s/step", "GFLOP (XLA, loops once)",
+         "GFLOP (solve loop × trips)", "GFLOP/s", "of the matmul rate",
+         "XLA's count only"],
+        ([s["config"], s["n"], s["batch"], f"{s['seconds_per_step']:.3f}",
+          f"{s['xla_flops'] / 1e9:.1f}",
+          f"{s['estimated_flops'] / 1e9:.1f} ({s['solve_trips']} trips)",
+          f"{s['achieved_flops_per_second'] / 1e9:.0f}",
+          f"**{s['fraction_of_matmul_rate']:.2f}**", f"{s['xla_fraction_of_matmul_rate']:.2f}"]
+         for s in r["shapes"]),
+        f"Matmul rate: {c['matmul_flops_per_second'] / 1e9:.0f} GFLOP/s (f32, "
+        f"{c['matmul_size']}² by {c['matmul_size']}², best of the runs before and after), "
+        f"setfix's default `{c['method']}`, best of {c['repeats']} steps. "
+        + _machine(record),
+    )
+    kinds = r["profile"]["seconds_per_step_by_kind"]
+    total = sum(kinds.values())
+    shown = list(kinds.items())[:6]
+    rest = total - sum(v for _, v in shown)
+    lines += ["", f"Where a step's time goes ({r['profile']['shape']}, `jax.profiler` trace "
+              "of two steps, compiled operations summed by kind):", ""]
+    lines += _table(["operations", "s/step", "share"],
+                    [[f"`{k}`", f"{v:.3f}", f"{v / total:.0%}"] for k, v in shown]
+                    + [["the rest", f"{rest:.3f}", f"{rest / total:.0%}"]], "")[:-2]
+    return lines
 
 
 def iterations(record):
@@ -116,6 +164,7 @@ def pooled_items(record):
 SECTIONS = {
     "throughput": ("Seconds per training step", throughput),
     "floor": ("One iteration against the floor", floor),
+    "roofline": ("FLOP rate of a training step", roofline),
     "iterations": ("Iterations per solve", iterations),
     "compile_time": ("Compile time", compile_time),
     "end_to_end": ("End to end", end_to_end),

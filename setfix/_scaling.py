@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import ClassVar, Literal
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from equinox import AbstractVar
 from jaxtyping import Array, Bool, Float
@@ -81,11 +82,13 @@ class ConstantScaling(AbstractScaling):
     Assumption 4.1 when $\max_S |F(S)| < c/2$.
     """
 
-    c: float
+    c: float | Float[Array, ""]
     couples_batch: ClassVar[bool] = False
     preserves_symmetry: ClassVar[bool] = True
 
     def __check_init__(self):
+        if isinstance(self.c, jax.core.Tracer):
+            return  # a value inside a transformation: not known yet
         if not self.c > 0:
             raise ValueError(f"`c` must be positive, got {self.c!r}.")
 
@@ -98,7 +101,8 @@ class ConstantScaling(AbstractScaling):
 
 ConstantScaling.__init__.__doc__ = """**Arguments:**
 
-- `c`: the positive constant $c$.
+- `c`: the positive constant $c$: a Python float, or a scalar array (then a sweep over
+    $c$ under `jit` compiles once).
 """
 
 

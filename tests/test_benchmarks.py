@@ -4,6 +4,7 @@ the same uniforms, the batch-wide Frobenius scaling, and a training step that st
 its tolerance or step budget; and the real-data table is what the recorded runs give."""
 
 import json
+import re
 from pathlib import Path
 
 import equinox as eqx
@@ -15,6 +16,7 @@ import pytest
 
 import setfix as sf
 from benchmarks import _reference, real_data
+from benchmarks.__main__ import BENCHMARKS
 
 
 def _problem():
@@ -43,10 +45,19 @@ def test_reference_estimate_is_setfix_per_coordinate_estimate():
 def test_reference_step_iterates_to_its_budget_and_learns():
     f, items, _ = _problem()
     key = jax.random.key(4)
-    _, steps = _reference.solve(f, items, key, num_samples=3, tol=1e-6, max_steps=7)
-    assert int(steps) == 7  # fresh samples every iteration: the step norm stays above 1e-6
-    _, steps = _reference.solve(f, items, key, num_samples=3, tol=1e9, max_steps=7)
+    # Fresh draws every map: the step norm stays above 1e-6, so the budget is spent.
+    _, steps = _reference.solve(f, items, key, num_samples=3, tol=1e-6, max_steps=7,
+                                fixed_key=False)
+    assert int(steps) == 7
+    _, steps = _reference.solve(f, items, key, num_samples=3, tol=1e9, max_steps=7,
+                                fixed_key=False)
     assert int(steps) == 1
+    # The published code's fixed key: the map is piecewise constant in psi, so the
+    # solve stops at a step of exactly zero, well inside the budget.
+    q, steps = _reference.solve(f, items, key, num_samples=3, tol=0.0, max_steps=50)
+    assert 1 < int(steps) < 50
+    # (Outside the compiled loop the map may round differently in the last bit.)
+    np.testing.assert_allclose(_reference.mean_field_map(f, items, q, key, 3), q, rtol=1e-6)
     target = jnp.zeros((3, 5), bool).at[:, :2].set(True)
     negatives = jnp.zeros((3, 5), bool).at[:, 2:4].set(True)
     optimizer = optax.adam(1e-2)
@@ -57,6 +68,45 @@ def test_reference_step_iterates_to_its_budget_and_learns():
         f, opt_state, _ = _reference.train_step(f, opt_state, items, target, negatives, key,
                                                 optimizer)
     assert loss(f) < before
+
+
+def _convolutions_in_loops(hlo: str) -> int:
+    """Convolutions reachable from the body of any while loop of compiled HLO text."""
+    computations = {}
+    for block in re.split(r"\n(?=\S)", hlo):
+        name = re.match(r"(?:ENTRY )?%?([\w.\-]+)", block)
+        if name:
+            computations[name.group(1)] = block
+    seen = set()
+
+    def count(name):
+        if name in seen or name not in computations:
+            return 0
+        seen.add(name)
+        block = computations[name]
+        callees = re.findall(r"(?:calls|to_apply|body|condition)=%?([\w.\-]+)", block)
+        return block.count("convolution(") + sum(map(count, callees))
+
+    return sum(count(body) for body in re.findall(r"body=%?([\w.\-]+)", hlo))
+
+
+@pytest.mark.parametrize("rerun_encoder", [False, True])
+def test_reference_encoder_runs_in_the_loop_only_when_asked(rerun_encoder):
+    """The published code is jitted JAX: XLA hoists its loop-invariant encoder out of
+    the solver's loop, so the `published` variant does not time a CNN per map; the
+    `fresh` variant's barrier keeps it there, as eager PyTorch runs it."""
+    f = sf.DeepSet(encoder=sf.CNNEncoder(3, 8, key=jax.random.key(0)), hidden=8, width=8,
+                   key=jax.random.key(1))
+    items = jax.random.normal(jax.random.key(2), (2, 3, 3, 8, 8))
+    params, static = eqx.partition(f, eqx.is_array)
+
+    def solve(params):
+        return _reference.solve(eqx.combine(params, static), items, jax.random.key(3),
+                                num_samples=2, rerun_encoder=rerun_encoder)
+
+    hlo = jax.jit(solve).lower(params).compile().as_text()
+    assert "convolution(" in hlo
+    assert (_convolutions_in_loops(hlo) > 0) == rerun_encoder
 
 
 def _run_record(dataset, method, seed, jaccard, seconds):
@@ -213,3 +263,27 @@ def test_large_sets_benchmark_runs_quick(tmp_path, monkeypatch):
         (100, True), (1000, True), (100, False), (1000, False)]
     assert all(r["seconds"] > 0 and r["peak_rss_bytes"] > 0 for r in record["rows"])
     assert (tmp_path / "large_sets_quick.png").exists()
+
+
+# The benchmarks with a test of their own above.
+_TESTED_ABOVE = ("interactions", "pairwise_ceiling", "large_sets")
+# Those that turn x64 on themselves (their exact references are float64); the others
+# run under JAX's defaults, as from the command line.
+_FLOAT64 = ("solvers", "gradients", "implicit_fd")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.standard_promotion if n in _FLOAT64
+                 else pytest.mark.user_defaults)
+    for n in BENCHMARKS if n not in _TESTED_ABOVE])
+def test_benchmark_runs_quick(name, tmp_path, monkeypatch):
+    """`python -m benchmarks NAME --quick` runs and writes its record (redirected to a
+    temporary folder), for every registered benchmark."""
+    from benchmarks import _common
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    BENCHMARKS[name](["--quick"])
+    records = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert records and all(r["results"] for r in records)
+    assert all(r["config"] is not None for r in records)
