@@ -59,7 +59,7 @@ def main(argv=None):
                        samples, repeats)
     config = {"n": n, "repeats": repeats, "samples": samples, "dtype": "float64",
               "model": "DeepSet(2, hidden=256, width=500, depth=2)",
-              "scalings": ["NormScaling('fro', over='set')",
+              "scalings": ["NormScaling()",
                            f"ConstantScaling({float(c):.4g}) with omega = {omega:.3f}"],
               "loss": "negative log-likelihood of psi* on a fixed target subset",
               "reference": "Exact estimator + ImplicitAdjoint(LU)"}

@@ -26,7 +26,7 @@ def main(quick: bool, plot: str | None) -> None:
     histories = {}
     for name, method in [
         # Solve psi = sigma(2 g / (n |g|)) to tolerance, differentiate implicitly.
-        ("iDiffMF", sf.idiffmf(sf.NormScaling("fro"), num_samples=5)),
+        ("iDiffMF", sf.idiffmf(sf.NormScaling(), num_samples=5)),
         # Five unscaled mean-field steps from psi = 0.5, differentiated by unrolling.
         ("DiffMF", sf.diffmf(steps=5, num_samples=5)),
     ]:

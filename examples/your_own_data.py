@@ -42,7 +42,7 @@ def main(quick: bool) -> None:
           f"{train.mask.sum(1).min()}-{train.mask.sum(1).max()} real items per set")
 
     model = sf.DeepSet(2, hidden=64, width=64 if quick else 256, key=jax.random.key(0))
-    method = sf.idiffmf(sf.NormScaling("fro"))
+    method = sf.idiffmf(sf.NormScaling())
     chance = sf.evaluate(model, method, test, key=jax.random.key(1))["jaccard"]
     result = sf.fit(model, method, train, val, key=jax.random.key(2), learning_rate=1e-3,
                     batch_size=16, epochs=2 if quick else 15, progress=False)

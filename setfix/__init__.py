@@ -77,6 +77,7 @@ from ._relaxed_noise import (
 )
 from ._scaling import (
     AbstractScaling as AbstractScaling,
+    BatchNormScaling as BatchNormScaling,
     CertifiedScaling as CertifiedScaling,
     ConstantScaling as ConstantScaling,
     NormScaling as NormScaling,

@@ -27,7 +27,13 @@ from ._methods import (
     reference_prediction,
 )
 from ._recognition import AmortizedSetFunction, RecognitionNetwork
-from ._scaling import CertifiedScaling, ConstantScaling, NormScaling, NoScaling
+from ._scaling import (
+    BatchNormScaling,
+    CertifiedScaling,
+    ConstantScaling,
+    NormScaling,
+    NoScaling,
+)
 from ._set_function import AbstractSetFunction, DeepSet
 from .datasets import _named
 
@@ -218,7 +224,9 @@ def build_scaling(config: Experiment):
         return ConstantScaling(config.c)
     if config.scaling == "certified":
         return CertifiedScaling(config.omega)
-    return NormScaling(config.scaling, over=config.over)
+    if config.over == "batch":
+        return BatchNormScaling(config.scaling)
+    return NormScaling()  # per set, Frobenius and nuclear norms agree
 
 
 def build_method(config: Experiment) -> AbstractMethod:

@@ -116,7 +116,7 @@ class MeanField(AbstractMethod):
 
     f = sf.DeepSet(2, hidden=8, width=8, key=jax.random.key(0))
     items = jax.random.normal(jax.random.key(1), (10, 2))
-    sol = sf.MeanField(sf.MonteCarlo(5), sf.NormScaling("fro"))(f, items, key=jax.random.key(2))
+    sol = sf.MeanField(sf.MonteCarlo(5), sf.NormScaling())(f, items, key=jax.random.key(2))
     assert sol.psi.shape == (10,) and bool(sol.converged)
     ```
     """

@@ -51,7 +51,7 @@ def _neg_num(neg_num, scaling):
 
 
 def idiffmf(
-    scaling: AbstractScaling = NormScaling("fro"),
+    scaling: AbstractScaling = NormScaling(),
     *,
     num_samples: int = 5,
     hessian: AbstractHessianRule = ScoreHessian(),
@@ -67,9 +67,9 @@ def idiffmf(
     published code's gradient is [`setfix.onestep`][]).
 
     The paper's variants are the scalings: iDiffMF$_c$ is `ConstantScaling(c)`,
-    iDiffMF$_2$ is `NormScaling("fro")` and iDiffMF$_*$ is `NormScaling("nuc")`; per
-    set (`over="set"`, the default, where both norms are the $\ell_2$ norm) or, as
-    published, over the whole batch (`over="batch"`).
+    iDiffMF$_2$ and iDiffMF$_*$ are `NormScaling()` per set (the default, where
+    Frobenius and nuclear norms are both the $\ell_2$ norm) or, as published, over the
+    whole batch: `BatchNormScaling("fro")` and `BatchNormScaling("nuc")`.
 
     **Arguments:**
 
@@ -98,7 +98,7 @@ def idiffmf(
 
 
 def onestep(
-    scaling: AbstractScaling = NormScaling("fro"),
+    scaling: AbstractScaling = NormScaling(),
     *,
     num_samples: int = 5,
     tolerance: float = 1e-5,

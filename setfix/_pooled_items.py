@@ -33,7 +33,7 @@ class PooledItems(eqx.Module):
     pool = jax.random.normal(jax.random.key(0), (50, 4))    # 50 distinct items
     rows = jax.random.randint(jax.random.key(1), (8, 10), 0, 50)  # 8 sets of 10
     f = sf.DeepSet(4, key=jax.random.key(2))
-    solve = sf.MeanField(sf.MonteCarlo(5), sf.NormScaling("fro"))
+    solve = sf.MeanField(sf.MonteCarlo(5), sf.NormScaling())
     a = solve(f, sf.PooledItems(pool, rows), key=jax.random.key(3))
     b = solve(f, pool[rows], key=jax.random.key(3))        # the same, up to rounding
     assert jnp.allclose(a.psi, b.psi, atol=1e-5)

@@ -106,53 +106,63 @@ ConstantScaling.__init__.__doc__ = """**Arguments:**
 """
 
 
-class NormScaling(AbstractScaling):
-    r"""$\hat g \mapsto \frac{2\,\hat g}{n\,\lVert \hat g \rVert}$, the normalisation of
-    iDiffMF$_2$ (Frobenius) and iDiffMF$_*$ (nuclear norm).
+def _nonzero_sqrt(sq):
+    # The double `where` keeps the derivative finite at a zero gradient.
+    return jnp.sqrt(jnp.where(sq > 0, sq, 1))
 
-    With `over="set"` (the default) the norm is taken per set, where Frobenius and
-    nuclear norm both equal the Euclidean norm of the set's gradient, and each set's
-    solution is independent of the batch. `over="batch"` takes the norm of the whole
-    $b \times n$ batch matrix, as the published code does: predictions then depend on
-    which sets share the batch.
+
+class NormScaling(AbstractScaling):
+    r"""$\hat g \mapsto \frac{2\,\hat g}{n\,\lVert \hat g \rVert_2}$ per set, the
+    normalisation of iDiffMF$_2$ and iDiffMF$_*$ taken on each set alone (for one set's
+    gradient, a $1 \times n$ matrix, the Frobenius and nuclear norms are both its
+    Euclidean norm). Each set's solution is independent of the batch; for the published
+    batch-wide normalisation see [`setfix.BatchNormScaling`][].
+    """
+
+    couples_batch: ClassVar[bool] = False
+    preserves_symmetry: ClassVar[bool] = False
+
+    def __call__(self, grad, mask):
+        grad = jnp.where(mask, grad, 0)
+        norm = _nonzero_sqrt(jnp.sum(grad**2, axis=-1, keepdims=True))
+        return 2 * grad / (_set_size(mask, grad.dtype) * norm)
+
+
+NormScaling.__init__.__doc__ = """**Arguments:** none."""
+
+
+class BatchNormScaling(AbstractScaling):
+    r"""$\hat G \mapsto \frac{2\,\hat G}{n\,\lVert \hat G \rVert}$ with the norm of
+    the whole $b \times n$ batch matrix $\hat G$, as the published iDiffMF code
+    normalises: iDiffMF$_2$ with the Frobenius norm, iDiffMF$_*$ with the nuclear norm.
+    Predictions then depend on which sets share the batch, and a batch is solved as one
+    problem (`couples_batch`). On one set it is [`setfix.NormScaling`][].
     """
 
     norm: Literal["fro", "nuc"] = "fro"
-    over: Literal["set", "batch"] = "set"
+    couples_batch: ClassVar[bool] = True
+    preserves_symmetry: ClassVar[bool] = False
 
     def __check_init__(self):
         if self.norm not in ("fro", "nuc"):
             raise ValueError(f"`norm` must be 'fro' or 'nuc', got {self.norm!r}.")
-        if self.over not in ("set", "batch"):
-            raise ValueError(f"`over` must be 'set' or 'batch', got {self.over!r}.")
-
-    preserves_symmetry: ClassVar[bool] = False
-
-    @property
-    def couples_batch(self) -> bool:  # pyright: ignore
-        return self.over == "batch"
 
     def __call__(self, grad, mask):
         grad = jnp.where(mask, grad, 0)
-        if self.over == "set" or grad.ndim == 1:
-            sq = jnp.sum(grad**2, axis=-1, keepdims=True)
-            # The double `where` keeps the derivative finite at a zero gradient.
-            norm = jnp.sqrt(jnp.where(sq > 0, sq, 1))
+        if grad.ndim == 1:
+            norm = _nonzero_sqrt(jnp.sum(grad**2, axis=-1, keepdims=True))
         elif self.norm == "fro":
-            sq = jnp.sum(grad**2)
-            norm = jnp.sqrt(jnp.where(sq > 0, sq, 1))
+            norm = _nonzero_sqrt(jnp.sum(grad**2))
         else:
             norm = jnp.linalg.norm(grad, ord="nuc")
             norm = jnp.where(norm > 0, norm, 1)
         return 2 * grad / (_set_size(mask, grad.dtype) * norm)
 
 
-NormScaling.__init__.__doc__ = """**Arguments:**
+BatchNormScaling.__init__.__doc__ = """**Arguments:**
 
-- `norm`: `"fro"` (Frobenius, iDiffMF$_2$) or `"nuc"` (nuclear, iDiffMF$_*$); the two
-    agree for `over="set"`.
-- `over`: `"set"` to normalise each set on its own, `"batch"` to normalise by the norm
-    of the whole batch (the reference behaviour).
+- `norm`: the matrix norm of the batch, `"fro"` (Frobenius, iDiffMF$_2$) or `"nuc"`
+    (nuclear, iDiffMF$_*$), named as `jnp.linalg.norm`'s `ord`.
 """
 
 

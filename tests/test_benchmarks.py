@@ -35,8 +35,8 @@ def test_reference_estimate_is_setfix_per_coordinate_estimate():
     )(items, q, u)
     np.testing.assert_allclose(_reference.gradient_estimate(f, items, q, u), ours,
                                rtol=1e-5, atol=1e-6)
-    # The batch-wide Frobenius scaling is setfix's NormScaling("fro", over="batch").
-    scaled = sf.NormScaling("fro", over="batch")(ours, jnp.ones((3, 5), bool))
+    # The batch-wide Frobenius scaling is setfix's BatchNormScaling("fro").
+    scaled = sf.BatchNormScaling("fro")(ours, jnp.ones((3, 5), bool))
     np.testing.assert_allclose(2 * ours / (5 * jnp.linalg.norm(ours)), scaled, rtol=1e-6)
 
 

@@ -39,7 +39,7 @@ f = sf.DeepSet(in_features=2, key=key)
 items = jax.random.normal(key, (30, 2)); mask = jnp.ones(30, bool)
 mf = sf.MeanField(
     estimator=sf.MonteCarlo(num_samples=8),
-    scaling=sf.NormScaling("fro"),
+    scaling=sf.NormScaling(),
     solver=optx.FixedPointIteration(rtol=1e-6, atol=1e-6),
     adjoint=optx.ImplicitAdjoint(lx.GMRES(rtol=1e-6, atol=1e-6)),
     max_steps=100,
@@ -280,8 +280,8 @@ def test_batch_coupled_scaling():
     items = jax.random.normal(key, (b, n, 2), jnp.float64)
     other = items.at[2].multiply(3.0)
     for norm in ("fro", "nuc"):
-        coupled = _exact_mf(scaling=sf.NormScaling(norm, over="batch"))
-        per_set = _exact_mf(scaling=sf.NormScaling(norm, over="set"))
+        coupled = _exact_mf(scaling=sf.BatchNormScaling(norm))
+        per_set = _exact_mf(scaling=sf.NormScaling())
         # Changing set 2 changes set 0's solution only when the batch is coupled.
         assert not np.allclose(coupled(f, items).psi[0], coupled(f, other).psi[0])
         assert np.allclose(per_set(f, items).psi[0], per_set(f, other).psi[0])
@@ -291,7 +291,7 @@ def test_batch_coupled_scaling():
         assert sol.num_steps.shape == sol.converged.shape == sol.residual.shape == (b,)
         assert bool(jnp.all(sol.converged))
     # The joint solve's gradient matches finite differences.
-    coupled = _exact_mf(scaling=sf.NormScaling("nuc", over="batch"))
+    coupled = _exact_mf(scaling=sf.BatchNormScaling("nuc"))
     w = jax.random.normal(jax.random.key(3), (b, n), jnp.float64)
     loss = lambda x: jnp.sum(w * coupled(f, x).psi)  # noqa: E731
     _fd_check(loss, items, [jax.random.normal(jax.random.key(4), items.shape)])
@@ -340,7 +340,7 @@ def test_solution_reports_why_each_solve_stopped():
 
     g = sf.DeepSet(2, hidden=8, width=8, key=jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (3, 10, 2))
-    for scaling in (sf.NormScaling(), sf.NormScaling(over="batch")):
+    for scaling in (sf.NormScaling(), sf.BatchNormScaling()):
         short = sf.MeanField(sf.MonteCarlo(5), scaling, max_steps=1)(g, x, key=jax.random.key(2))
         assert not np.any(short.converged)
         assert np.all(short.result == optx.RESULTS.nonlinear_max_steps_reached)
@@ -364,7 +364,7 @@ def test_problem_is_the_map_every_solve_iterates():
     f = sf.DeepSet(2, hidden=8, width=8, key=key)
     items = jax.random.normal(jax.random.key(1), (3, 6, 2))
     mask = jnp.arange(6) < jnp.array([[6], [4], [5]])
-    est, scaling = sf.MonteCarlo(4), sf.NormScaling("fro")
+    est, scaling = sf.MonteCarlo(4), sf.NormScaling()
     psi = jax.random.uniform(jax.random.key(2), (3, 6))
     for g in (f, random_table(jax.random.key(3), 6)):
         problem = sf.MeanFieldProblem(g, items, mask, estimator=est, scaling=scaling,

@@ -49,7 +49,7 @@ def test_mean_field_steps_gradient_is_the_unrolled_gradient():
 
 
 def test_reference_prediction_is_one_step_from_one_half():
-    method = sf.idiffmf(sf.NormScaling("fro"))
+    method = sf.idiffmf(sf.NormScaling())
     rule = sf.reference_prediction(method)
     assert rule.steps == 1 and rule.initial == 0.5
     assert rule.estimator == method.estimator and rule.scaling == method.scaling
@@ -221,7 +221,7 @@ def test_every_method_trains(name):
     `idiffmf-batch` is the published batch-coupled iDiffMF_* (one joint solve)."""
     train, val, _ = sf.datasets.moons(v_size=10, s_size=2, num_sets=32)
     if name == "idiffmf-batch":
-        method = sf.idiffmf(sf.NormScaling("nuc", over="batch"), num_samples=3)
+        method = sf.idiffmf(sf.BatchNormScaling("nuc"), num_samples=3)
     else:
         method = getattr(sf, name)(num_samples=3)
     key = jax.random.key(10)

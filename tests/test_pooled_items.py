@@ -49,7 +49,7 @@ def test_solves_and_gradients_match_the_gathered_items(method):
 
 def test_a_set_function_without_pooled_form_gathers_its_items():
     f = random_table(jax.random.key(6), 6)
-    solve = sf.MeanField(sf.MonteCarlo(4), sf.NormScaling("fro"))
+    solve = sf.MeanField(sf.MonteCarlo(4), sf.NormScaling())
     a = solve(f, sf.PooledItems(POOL, ROWS), key=jax.random.key(7))
     b = solve(f, POOL[ROWS], key=jax.random.key(7))
     assert jnp.allclose(a.psi, b.psi, atol=1e-12)
@@ -130,7 +130,7 @@ def test_bad_pooled_items_are_refused_with_the_argument_named():
         sf.PooledItems(jnp.arange(6).reshape(3, 2), ROWS)
     with pytest.raises(ValueError, match=r"`rows` must have shape \(n,\) or \(batch, n\)"):
         sf.PooledItems(POOL, ROWS[None])
-    solve = sf.MeanField(sf.MonteCarlo(4), sf.NormScaling("fro"))
+    solve = sf.MeanField(sf.MonteCarlo(4), sf.NormScaling())
     f = sf.DeepSet(3, key=jax.random.key(12))
     with pytest.raises(ValueError, match="`mask` must have the shape of `items.rows`"):
         solve(f, sf.PooledItems(POOL, ROWS), MASK[:, :5], key=jax.random.key(0))

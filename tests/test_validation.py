@@ -79,9 +79,9 @@ def test_constructor_arguments():
     with pytest.raises(ValueError, match="`max_steps`"):
         sf.MeanField(max_steps=0)
     with pytest.raises(ValueError, match="`norm`"):
-        sf.NormScaling("l1")
-    with pytest.raises(ValueError, match="`over`"):
-        sf.NormScaling("fro", over="epoch")
+        sf.BatchNormScaling("l1")
+    with pytest.raises(TypeError):
+        sf.NormScaling("fro")  # per set, the norms agree: nothing to choose
     with pytest.raises(ValueError, match="`c`"):
         sf.ConstantScaling(0.0)
     with pytest.raises(ValueError, match="`values`"):
