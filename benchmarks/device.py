@@ -4,8 +4,9 @@ the device, in one short run (a few minutes), written beside the CPU results as
 
 - **Throughput**: seconds per training step of setfix's default iDiffMF
   (`throughput.setfix_step`, float32) on Moons shapes (n = 100) and compound shapes
-  (n = 300, 2048-bit fingerprints) at batch 128, best of `--repeats` after a warm-up;
-  with XLA's FLOP count (`roofline`) and the device's f32 matmul rate in the same run.
+  (n = 300, 2048-bit fingerprints) at batch 128, best of `--repeats` after a warm-up,
+  with its FLOPs as `roofline.measure` counts them and the device's f32 matmul rate in
+  the same run.
 - **Memory against iterations**: XLA's compiled memory analysis of one training step
   with the implicit and the unrolled adjoint for K = 1 … 100 (`memory.compiled_bytes`,
   batch 128, n = 100), and the device's own peak-memory counter after running the
@@ -22,8 +23,7 @@ import time
 import jax
 
 from . import memory, roofline
-from ._common import save, timed
-from .throughput import setfix_step
+from ._common import save
 
 
 SHAPES = {"moons": (100, (2,), "linear"), "compounds": (300, (2048,), "fingerprint")}
@@ -39,17 +39,11 @@ def _peak_bytes() -> int | None:
 def throughput(shapes, batch, repeats) -> list[dict]:
     rows = []
     for name, (n, shape, encoder) in shapes.items():
-        step, model, opt_state = setfix_step(n, shape, encoder, batch)
-        keys = iter(jax.random.split(jax.random.key(2), repeats + 1))
-        (_, _, stats), seconds = timed(lambda: step(model, opt_state, next(keys)),
-                                       repeats=repeats)
-        flops = roofline._flops(step, model, opt_state, jax.random.key(2))
-        rows.append({"config": name, "n": n, "item_shape": list(shape), "batch": batch,
-                     "seconds_per_step": seconds, "xla_flops": flops,
-                     "xla_flops_per_second": flops / seconds,
-                     "mean_steps": float(stats["num_steps"])})
-        print(f"{name:10s} n={n} batch={batch}: {seconds:.4f} s/step, "
-              f"{flops / seconds / 1e9:.0f} GFLOP/s by XLA's count", flush=True)
+        row = {"config": name, "n": n, "item_shape": list(shape), "batch": batch,
+               **roofline.measure(n, shape, encoder, batch, repeats)}
+        rows.append(row)
+        print(f"{name:10s} n={n} batch={batch}: {row['seconds_per_step']:.4f} s/step, "
+              f"{row['achieved_flops_per_second'] / 1e9:.0f} GFLOP/s", flush=True)
     return rows
 
 

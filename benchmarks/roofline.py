@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import setfix as sf
 
 from ._common import save, timed
-from .throughput import _data, _model, BATCH, CONFIGS, QUICK, setfix_step
+from .throughput import BATCH, CONFIGS, QUICK, setfix_step
 
 
 MATMUL_SIZE = 2048
@@ -72,17 +72,13 @@ def _flops(fn, *args) -> float:
     return float(analysis["flops"])
 
 
-def map_flops(n, shape, encoder, batch) -> float:
+def map_flops(model, items, mask) -> float:
     """XLA's FLOPs of one application of the default iDiffMF map to a batch."""
-    model = _model(encoder, shape, jax.random.key(0))
-    items, _ = _data(n, shape, encoder, batch, jax.random.key(1))
     method = sf.idiffmf()
-    problem = sf.MeanFieldProblem(model, items, jnp.ones((batch, n), bool),
-                                  estimator=method.estimator, scaling=method.scaling,
-                                  key=jax.random.key(2))
+    problem = sf.MeanFieldProblem(model, items, mask, estimator=method.estimator,
+                                  scaling=method.scaling, key=jax.random.key(2))
     apply = eqx.filter_vmap(lambda q, p: q.fixed_point(p), in_axes=(problem.in_axes(), 0))
-    psi = jnp.full((batch, n), 0.5)
-    return _flops(apply, problem, psi)
+    return _flops(apply, problem, jnp.full(mask.shape, 0.5))
 
 
 def solve_trips(model, items, mask, keys) -> list[int]:
@@ -94,15 +90,16 @@ def solve_trips(model, items, mask, keys) -> list[int]:
 
 
 def measure(n, shape, encoder, batch, repeats):
-    step, model, opt_state = setfix_step(n, shape, encoder, batch)
+    """Seconds per step, XLA's FLOPs and the loop-corrected estimate for one shape."""
+    step, model, opt_state, items = setfix_step(n, shape, encoder, batch)
+    mask = jnp.ones((batch, n), bool)
     step_flops = _flops(step, model, opt_state, jax.random.key(2))
     keys = list(jax.random.split(jax.random.key(3), repeats + 1))
     timed_keys = iter(keys)
     (_, _, stats), seconds = timed(lambda: step(model, opt_state, next(timed_keys)),
                                    repeats=repeats)
-    per_map = map_flops(n, shape, encoder, batch)
-    items, _ = _data(n, shape, encoder, batch, jax.random.key(1))
-    trips = solve_trips(model, items, jnp.ones((batch, n), bool), keys[1:])
+    per_map = map_flops(model, items, mask)
+    trips = solve_trips(model, items, mask, keys[1:])
     # The fewest trips of the timed steps: the estimate errs low, as XLA's count does.
     estimate = step_flops + max(min(trips) - 1, 0) * per_map
     return {"seconds_per_step": seconds, "xla_flops": step_flops, "map_flops": per_map,
@@ -122,7 +119,7 @@ _WRAPPERS = re.compile(r"^(while|cond|call|conditional)(\.\d+)?$"
 def profile(n, shape, encoder, batch, steps=2) -> dict[str, float]:
     """Seconds per step spent in each kind of compiled operation, from a
     `jax.profiler` trace of `steps` training steps (after a warm-up step)."""
-    step, model, opt_state = setfix_step(n, shape, encoder, batch)
+    step, model, opt_state, _ = setfix_step(n, shape, encoder, batch)
     keys = list(jax.random.split(jax.random.key(5), steps + 1))
     jax.block_until_ready(step(model, opt_state, keys[0]))
     with tempfile.TemporaryDirectory() as folder:

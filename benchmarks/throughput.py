@@ -84,7 +84,8 @@ def _data(n, shape, encoder, batch, key):
 
 def setfix_step(n, shape, encoder, batch):
     """The timed training step of setfix's default iDiffMF on these shapes:
-    (step, model, optimiser state), `step(model, opt_state, key)` jitted."""
+    (step, model, optimiser state, items), `step(model, opt_state, key)` jitted on
+    `items` (b, n, ...) with every item real."""
     import setfix as sf
 
     model = _model(encoder, shape, jax.random.key(0))
@@ -101,11 +102,11 @@ def setfix_step(n, shape, encoder, batch):
         return method.objective.update(model, opt_state, method, items, mask, target,
                                        negatives, key=solve_key, optimizer=optimizer)
 
-    return step, model, opt_state
+    return step, model, opt_state, items
 
 
 def _child_setfix(n, shape, encoder, batch, repeats):
-    step, model, opt_state = setfix_step(n, shape, encoder, batch)
+    step, model, opt_state, _ = setfix_step(n, shape, encoder, batch)
     keys = iter(jax.random.split(jax.random.key(2), repeats + 1))
     (_, _, stats), seconds = timed(lambda: step(model, opt_state, next(keys)),
                                    repeats=repeats)
@@ -119,7 +120,8 @@ def _child_setfix(n, shape, encoder, batch, repeats):
 
 # The reference variants: keyword arguments of `_reference.train_step`.
 REFERENCES = {
-    "published": {"fixed_key": True, "rerun_encoder": False, "tol": 1e-7, "max_steps": 10},
+    "published": {"fixed_key": True, "rerun_encoder": False,
+                  "tol": _reference.PUBLISHED_TOL, "max_steps": _reference.PUBLISHED_MAX_STEPS},
     "fresh": {"fixed_key": False, "rerun_encoder": True, "tol": 1e-6, "max_steps": 20},
 }
 IMPLS = ("setfix", *REFERENCES)

@@ -56,6 +56,11 @@ def gaussian_log_densities(x: np.ndarray) -> np.ndarray:
         2 * GAUSSIAN_STD**2)
 
 
+def _normal(logp: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The component under which each set's real items are more likely: (sets,)."""
+    return np.argmax(np.where(mask[..., None], logp, 0).sum(1), -1)
+
+
 def bayes_jaccard(data: sf.SetDataset, log_densities, chunk: int = 50) -> float:
     """Mean Jaccard index ×100 of the Bayes-optimal top-|S*| rule on `data`."""
     scores = []
@@ -63,8 +68,7 @@ def bayes_jaccard(data: sf.SetDataset, log_densities, chunk: int = 50) -> float:
         part = data[start:start + chunk]
         logp = log_densities(np.asarray(part.items, np.float64))  # (sets, n, 2)
         mask = np.asarray(part.mask)
-        total = np.where(mask[..., None], logp, 0).sum(1)  # (sets, 2)
-        normal = np.argmax(total, -1)[:, None]
+        normal = _normal(logp, mask)[:, None]
         ratio = (np.take_along_axis(logp, 1 - normal[..., None], -1)
                  - np.take_along_axis(logp, normal[..., None], -1))[..., 0]
         target = np.asarray(part.target)
@@ -74,14 +78,10 @@ def bayes_jaccard(data: sf.SetDataset, log_densities, chunk: int = 50) -> float:
 
 
 def normal_component(data: sf.SetDataset, log_densities, chunk: int = 50) -> np.ndarray:
-    """For each set, which component (0 or 1) its normal points come from: the one
-    under which V is more likely."""
-    out = []
-    for start in range(0, len(data), chunk):
-        part = data[start:start + chunk]
-        logp = log_densities(np.asarray(part.items, np.float64))
-        out.append(np.argmax(np.where(np.asarray(part.mask)[..., None], logp, 0).sum(1), -1))
-    return np.concatenate(out)
+    """For each set, which component (0 or 1) its normal points come from."""
+    return np.concatenate([
+        _normal(log_densities(np.asarray(part.items, np.float64)), np.asarray(part.mask))
+        for part in (data[s:s + chunk] for s in range(0, len(data), chunk))])
 
 
 def linear_jaccards(data: sf.SetDataset, directions: np.ndarray) -> np.ndarray:
