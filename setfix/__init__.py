@@ -30,6 +30,11 @@ from ._fit import (
     fit as fit,
     FitResult as FitResult,
 )
+from ._forms import (
+    AbstractForm as AbstractForm,
+    FixedPointForm as FixedPointForm,
+    LogitRootForm as LogitRootForm,
+)
 from ._hessian import (
     AbstractHessianRule as AbstractHessianRule,
     PairwiseHessian as PairwiseHessian,

@@ -10,6 +10,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
 from ._diagnostics import AbstractDiagnostic
 from ._estimator import AbstractEstimator
+from ._forms import AbstractForm, FixedPointForm
 from ._method import AbstractMethod
 from ._misc import stop_gradient_tree
 from ._monte_carlo import MonteCarlo
@@ -20,14 +21,6 @@ from ._scaling import AbstractScaling, NormScaling
 from ._set_function import AbstractSetFunction
 from ._solution import MeanFieldSolution, per_set_result
 from ._validate import check_psi, check_tolerances
-
-
-def _fixed_point(psi, problem):
-    return problem.fixed_point(psi)
-
-
-def _logit_residual(psi, problem):
-    return problem.logit_residual(psi)
 
 
 def fixed_point_map(
@@ -95,14 +88,10 @@ class MeanField(AbstractMethod):
     [`setfix.Unrolled`][] and [`setfix.OneStep`][] give DiffMF's and the phantom
     gradients instead.
 
-    With `root_form=True` the solver finds the root of
+    With `form=setfix.LogitRootForm()` a root finder finds the root of
     $R(\psi) = \text{scale}(\nabla \tilde F(\psi)) - \operatorname{logit}(\psi)$,
-    the same $\psi^*$. With a symmetric Hessian estimate (`Exact`, or `MonteCarlo`
-    with `hessian=PairwiseHessian()`) and no or constant scaling, its Jacobian
-    $\nabla^2 \tilde F - \operatorname{diag}(1/(\psi(1-\psi)))$ is symmetric, and
-    negative definite under Assumption 4.1 (then $\lVert \nabla^2 \tilde F \rVert < 4
-    \le 1/(\psi(1-\psi))$); the solve is tagged so, and `lx.CG` or `lx.Cholesky` may be
-    used in `optx.ImplicitAdjoint`.
+    the same $\psi^*$, whose Jacobian can be symmetric (see
+    [`setfix.LogitRootForm`][]).
 
     Called on one set (`items` of shape `(n, d)`) or a padded batch (`(b, n, d)`). For
     a batch each set is solved on its own (as under `jax.vmap`), except with a scaling
@@ -130,7 +119,7 @@ class MeanField(AbstractMethod):
         lx.GMRES(rtol=1e-5, atol=1e-5)
     )
     max_steps: int = 100
-    root_form: bool = eqx.field(default=False, kw_only=True)
+    form: AbstractForm = eqx.field(default=FixedPointForm(), kw_only=True)
     diagnostics: tuple[AbstractDiagnostic, ...] = eqx.field(
         default=(), kw_only=True, converter=lambda d: tuple(d) if isinstance(d, list) else d
     )
@@ -158,11 +147,12 @@ class MeanField(AbstractMethod):
             )
         check_tolerances(self.solver, "solver")
         check_tolerances(getattr(self.adjoint, "linear_solver", None), "adjoint.linear_solver")
-        if self.root_form and not isinstance(self.solver, optx.AbstractRootFinder):
+        if not isinstance(self.form, AbstractForm):
             raise TypeError(
-                "`root_form=True` needs a root finder as `solver` (e.g. `optx.Newton`), "
-                f"got {type(self.solver).__name__}."
+                "`form` must be a setfix form of the mean-field equation, "
+                f"`setfix.FixedPointForm()` or `setfix.LogitRootForm()`, got {self.form!r}."
             )
+        self.form.check_solver(self.solver)
         if not isinstance(self.adjoint, optx.AbstractAdjoint):
             raise TypeError(
                 "`adjoint` must be an Optimistix adjoint such as "
@@ -241,25 +231,9 @@ class MeanField(AbstractMethod):
         solver = self.solver
         for diagnostic in self.diagnostics:
             solver = diagnostic.solver(solver, self.max_steps)
-        if self.root_form:
-            # dR/dpsi = scale'(Hessian) - diag(1 / (psi (1 - psi))): symmetric negative
-            # definite when the Hessian estimate is symmetric and small, so the
-            # adjoint may use CG-type solvers.
-            symmetric = self.estimator.symmetric_hessian and self.scaling.preserves_symmetry
-            tags = (
-                frozenset({lx.symmetric_tag, lx.negative_semidefinite_tag})
-                if symmetric
-                else frozenset()
-            )
-            sol = optx.root_find(
-                _logit_residual, solver, psi0, problem, max_steps=self.max_steps,
-                adjoint=self.adjoint, throw=self.throw, tags=tags,
-            )
-        else:
-            sol = optx.fixed_point(
-                _fixed_point, solver, psi0, problem, max_steps=self.max_steps,
-                adjoint=self.adjoint, throw=self.throw,
-            )
+        symmetric = self.estimator.symmetric_hessian and self.scaling.preserves_symmetry
+        sol = self.form.solve(problem, solver, psi0, max_steps=self.max_steps,
+                              adjoint=self.adjoint, throw=self.throw, symmetric=symmetric)
         psi = sol.value
         point, frozen = stop_gradient_tree((psi, problem))
         res = jnp.max(jnp.abs(frozen.residual(point)), axis=-1)
@@ -293,8 +267,10 @@ MeanField.__init__.__doc__ = """**Arguments:**
     [`setfix.OneStep`][].
 - `max_steps`: the most solver steps per solve; a solve that needs more is reported as
     not converged.
-- `root_form`: solve $\\text{scale}(\\nabla \\tilde F(\\psi)) -
-    \\operatorname{logit}(\\psi) = 0$ with a root finder instead of the fixed-point form.
+- `form`: how the equation is posed to `solver`: [`setfix.FixedPointForm`][]
+    $\\psi = T(\\psi)$ (the default) or [`setfix.LogitRootForm`][]
+    $\\text{scale}(\\nabla \\tilde F(\\psi)) - \\operatorname{logit}(\\psi) = 0$, for a
+    root finder.
 - `diagnostics`: what to measure besides the solution, a tuple of
     [`setfix.AbstractDiagnostic`][]s: [`setfix.ResidualTrace`][] (the residual at
     every step), [`setfix.ContractionEstimate`][] (the local contraction factor at the

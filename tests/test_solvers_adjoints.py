@@ -240,7 +240,8 @@ def test_root_form_agrees_with_fixed_point_form(linear_solver):
         lx.LU() if linear_solver == "lu" else lx.CG(rtol=1e-12, atol=1e-12)
     )
     root = sf.MeanField(
-        solver=optx.Newton(rtol=TOL, atol=TOL), adjoint=adjoint, root_form=True, **EXACT
+        solver=optx.Newton(rtol=TOL, atol=TOL), adjoint=adjoint, form=sf.LogitRootForm(),
+        **EXACT
     )
     sols = [mf(table, items) for mf in (fixed, root)]
     assert bool(sols[1].converged)
@@ -254,7 +255,9 @@ def test_root_form_agrees_with_fixed_point_form(linear_solver):
 
 def test_root_form_needs_a_root_finder():
     with pytest.raises(TypeError, match="root finder"):
-        sf.MeanField(solver=optx.FixedPointIteration(1e-6, 1e-6), root_form=True)
+        sf.MeanField(solver=optx.FixedPointIteration(1e-6, 1e-6), form=sf.LogitRootForm())
+    with pytest.raises(TypeError, match="form"):
+        sf.MeanField(form=True)
 
 
 @pytest.mark.slow
