@@ -24,8 +24,8 @@ METHODS = ("idiffmf", "diffmf", "equivset_copula")
 
 def _child(method_name: str, batch: int) -> dict:
     import setfix as sf
-    from setfix._experiment import build_method, build_model, Experiment
     from setfix._fit import evaluate_batch, train_step
+    from setfix.experiments import build_method, build_model, Experiment
 
     train, val, _ = sf.datasets.moons(num_sets=max(4 * batch, 256))
     experiment = Experiment(dataset="moons", method=method_name)

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from setfix._experiment import build_method, load_run, load_splits
+from setfix.experiments import build_method, load_run, load_splits
 
 
 RESULTS = Path(__file__).parent / "results" / "copula_noise.json"

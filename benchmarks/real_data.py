@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from setfix._experiment import differences, Experiment
-from setfix._report import summarise
+from setfix.experiments import differences, Experiment, summarise
 
 
 RECORDS = Path(__file__).parent / "results" / "real_data"

@@ -3,7 +3,7 @@ variational inference with implicit differentiation."""
 
 import importlib.metadata
 
-from . import datasets as datasets
+from . import datasets as datasets, experiments as experiments
 from ._adjoints import OneStep as OneStep, Unrolled as Unrolled
 from ._anderson import AndersonAcceleration as AndersonAcceleration
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint

@@ -1,4 +1,4 @@
-from ._cli import main
+from .experiments import main
 
 
 main()

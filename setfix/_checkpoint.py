@@ -84,8 +84,14 @@ def load_training_state(path: pathlib.Path, like: T) -> tuple[T, list]:
             f"the manifest `{manifest}` of checkpoint `{path}` is not valid "
             f"({type(error).__name__}: {error}); delete both files to start afresh."
         ) from error
-    digest = values.get("checkpoint_sha256")  # absent in manifests of setfix < 0.2
-    if digest is not None and path.is_file() and digest != _digest(path):
+    digest = values.get("checkpoint_sha256")
+    if digest is None:
+        raise ValueError(
+            f"the manifest `{manifest}` of checkpoint `{path}` has no checksum: it was "
+            "written by an earlier setfix, whose checkpoints this version does not "
+            "resume; delete both files (or rerun into a new directory) to start afresh."
+        )
+    if path.is_file() and digest != _digest(path):
         raise ValueError(
             f"checkpoint `{path}` does not match its manifest `{manifest}` (checksums "
             "differ: the process probably stopped between writing the two). Delete both "

@@ -1,6 +1,6 @@
 """k-fold cross-validation with a learning-rate grid (the papers' protocol)."""
 
-import json
+import functools
 import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,6 +12,7 @@ from jaxtyping import PRNGKeyArray
 from ._dataset import SetDataset
 from ._fit import evaluate, fit, seconds_per_epoch
 from ._method import AbstractMethod
+from ._run_directory import RunDirectory
 from ._set_function import AbstractSetFunction
 
 
@@ -48,9 +49,10 @@ def cross_validate(
     - `key`: PRNG key (the split, initialisations, training and evaluation).
     - `learning_rates`: the grid.
     - `folds`: the number of folds, at least 2.
-    - `out`: an optional directory that makes the protocol resumable: every fit keeps
-        its checkpoint in `out/lr<rate>-fold<k>/` and its scores in `fold.json` there; a
-        fold whose `fold.json` exists is read back, not trained again. Processes
+    - `out`: an optional directory that makes the protocol resumable: every fold is a
+        run directory `out/lr<rate>-fold<k>/` (see `setfix.experiments.RunDirectory`)
+        that keeps its checkpoint and, once trained, its scores in `results.json`; a
+        finished fold is read back, not trained again. Processes
         given different `learning_rates` can share one `out`; a last call with the
         whole grid then only chooses. Use one directory per protocol: the files do
         not record the model, method or data.
@@ -75,18 +77,20 @@ def cross_validate(
     for lr in learning_rates:
         records[str(lr)] = []
         for k, held_out in enumerate(parts):
-            directory = None if out is None else pathlib.Path(out) / f"lr{lr:g}-fold{k}"
-            saved = None if directory is None else directory / "fold.json"
-            if saved is not None and saved.exists():
-                records[str(lr)].append(_read_fold(saved))
-                continue
+            directory = None
+            if out is not None:
+                fold = {"learning_rate": lr, "fold": k, "folds": folds}
+                directory = RunDirectory(out).child(f"lr{lr:g}-fold{k}").open(
+                    fold, functools.partial(_differences, fold=fold))
+                done = directory.results()
+                if done is not None:
+                    records[str(lr)].append(_checked_fold(done, directory))
+                    continue
             rest = np.concatenate([p for i, p in enumerate(parts) if i != k])
             model_key, fit_key, test_key = jax.random.split(jax.random.fold_in(run_key, k), 3)
-            if directory is not None:
-                directory.mkdir(parents=True, exist_ok=True)
             result = fit(make_model(model_key), method, data[rest], data[held_out],
                          key=fit_key, learning_rate=lr,
-                         checkpoint=None if directory is None else directory / "checkpoint.eqx",
+                         checkpoint=None if directory is None else directory.checkpoint,
                          **fit_options)
             record = {
                 "val": result.best_val_jaccard,
@@ -96,8 +100,8 @@ def cross_validate(
                 "epochs_run": len(result.history),
                 "seconds_per_epoch": seconds_per_epoch(result.history),
             }
-            if saved is not None:
-                saved.write_text(json.dumps(record, indent=1))
+            if directory is not None:
+                directory.save_results(record)
             records[str(lr)].append(record)
     val = {lr: [r["val"] for r in rs] for lr, rs in records.items()}
     test_scores = {lr: [r["test"] for r in rs] for lr, rs in records.items()}
@@ -108,13 +112,17 @@ def cross_validate(
             "test_by_rate": test_scores, "folds_by_rate": records}
 
 
-def _read_fold(path: pathlib.Path) -> dict[str, Any]:
+def _differences(saved: dict[str, Any], fold: dict[str, Any]) -> list[str]:
+    return [f"{k}: {saved.get(k)!r} there, {v!r} here" for k, v in fold.items()
+            if saved.get(k) != v]
+
+
+def _checked_fold(record: dict[str, Any], directory: RunDirectory) -> dict[str, Any]:
     try:
-        record = json.loads(path.read_text())
         float(record["val"]), float(record["test"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
-            f"`{path}` is not a fold record of `cross_validate` ({error}); delete it to "
-            "train that fold again."
+            f"`{directory.path}` holds no fold record of `cross_validate` in its results "
+            f"({type(error).__name__}: {error}); delete it to train that fold again."
         ) from error
     return record

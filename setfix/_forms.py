@@ -83,5 +83,5 @@ class LogitRootForm(AbstractForm):
                               adjoint=adjoint, throw=throw, tags=tags)
 
 
-FixedPointForm.__init__.__doc__ = """No arguments."""
-LogitRootForm.__init__.__doc__ = """No arguments."""
+FixedPointForm.__init__.__doc__ = """**Arguments:** none."""
+LogitRootForm.__init__.__doc__ = """**Arguments:** none."""

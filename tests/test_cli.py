@@ -4,9 +4,7 @@ import sys
 
 import pytest
 
-from setfix._cli import main
-from setfix._experiment import Experiment
-from setfix._report import summarise
+from setfix.experiments import Experiment, main, summarise
 
 
 # The command line runs as users run it (float32, standard promotion).
@@ -91,13 +89,13 @@ def test_crossval_reports_the_chosen_rate(tmp_path, capsys):
     assert out[-1] == (f"chosen lr {results['learning_rate']:g}: test Jaccard "
                        f"{results['test_mean']:.2f} ± {results['test_std']:.2f} over 2 folds")
     assert "learning_rate" not in results["config"] and results["folds"] == 2
-    with pytest.raises(SystemExit, match="another configuration or number of folds") as e:
+    with pytest.raises(SystemExit, match="holds a run with a different configuration") as e:
         main([*args, "--num-samples", "3"])
     assert "num_samples: 5 there, 3 here" in str(e.value)
     # A directory written before a configuration field existed still matches.
-    record = json.loads((tmp_path / "protocol.json").read_text())
+    record = json.loads((tmp_path / "config.json").read_text())
     del record["config"]["encoder"]
-    (tmp_path / "protocol.json").write_text(json.dumps(record))
+    (tmp_path / "config.json").write_text(json.dumps(record))
     main(args)
     assert capsys.readouterr().out.strip().splitlines()[-1] == out[-1]
 
@@ -170,7 +168,7 @@ def test_the_method_options_build_the_published_baselines():
     """By default EquiVSet_copula has the published noise and DiffMF fresh draws per
     item and step; `--copula standardised` and `--draws shared` are labelled variants,
     and each option means nothing to the other methods."""
-    from setfix._experiment import build_method, Experiment
+    from setfix.experiments import build_method, Experiment
 
     default = Experiment(method="equivset_copula")
     assert default.label == "equivset_copula"
@@ -198,7 +196,7 @@ def test_configurations_of_earlier_versions_are_refused_with_how_to_rerun(tmp_pa
     had standardised copula noise, shared DiffMF draws and dropped the last batch) is
     refused with those values; with them added it reads as that run. The defaults are
     the published code's."""
-    from setfix._experiment import Experiment, load_run
+    from setfix.experiments import Experiment, load_run
 
     fields = Experiment().to_json()
     old = {k: v for k, v in fields.items() if k not in ("copula", "draws", "drop_last")}
@@ -222,7 +220,7 @@ def test_configurations_of_earlier_versions_are_refused_with_how_to_rerun(tmp_pa
 def test_cli_options_reach_the_configuration(tmp_path):
     """`--draws`, `--copula`, `--features` and `--drop-last` are parsed into the
     configuration (`--features` for Amazon data only)."""
-    from setfix._cli import _config, _parser
+    from setfix.experiments._cli import _config, _parser
 
     args = _parser().parse_args(["train", "--dataset", "amazon:media", "--root",
                                  str(tmp_path), "--features", "pickle", "--drop-last",

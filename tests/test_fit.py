@@ -1,3 +1,5 @@
+import json
+
 import equinox as eqx
 import jax
 import numpy as np
@@ -146,8 +148,16 @@ def test_cross_validation_resumes_from_its_directory(data, tmp_path, monkeypatch
     monkeypatch.setattr(sf._cross_validation, "fit", no_training)
     both = protocol((1e-2, 1e-3))
     assert both["test_by_rate"] == first["test_by_rate"] | second["test_by_rate"]
-    (tmp_path / "lr0.01-fold1" / "fold.json").write_text("{}")
-    with pytest.raises(ValueError, match="fold1/fold.json` is not a fold record"):
+    (tmp_path / "lr0.01-fold1" / "results.json").write_text("{}")
+    with pytest.raises(ValueError, match="fold1` holds no fold record"):
+        protocol((1e-2,))
+    # A fold directory of another grid point, or of an earlier setfix's layout, is named.
+    (tmp_path / "lr0.01-fold1" / "config.json").write_text(
+        json.dumps({"learning_rate": 0.01, "fold": 0, "folds": 2}))
+    with pytest.raises(ValueError, match="fold: 0 there, 1 here"):
+        protocol((1e-2,))
+    (tmp_path / "lr0.01-fold0" / "fold.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"earlier setfix \(fold.json\).*rerun"):
         protocol((1e-2,))
     with pytest.raises(ValueError, match="`checkpoint` is set by `out`"):
         sf.cross_validate(lambda k: None, method, train, val, key=jax.random.key(0),

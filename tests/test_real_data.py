@@ -106,7 +106,7 @@ def test_amazon_reference_layout(tmp_path):
     np.testing.assert_array_equal(np.sort(train.items[0][train.target[0]]),
                                   np.sort(rows[0] - 1))
     # What `setfix train --dataset amazon:media --features pickle --root DIR` loads.
-    from setfix._experiment import Experiment, load_splits
+    from setfix.experiments import Experiment, load_splits
 
     big = tmp_path / "big"
     big.mkdir()
@@ -321,7 +321,7 @@ def test_mean_field_on_image_sets():
 @pytest.mark.slow
 @needs_data
 def test_command_line_on_amazon(tmp_path, capsys):
-    from setfix._cli import main
+    from setfix.experiments import main
 
     args = ["train", "--dataset", "amazon:safety", "--root", str(AMAZON), "--epochs", "1",
             "--train-sets", "16", "--val-sets", "8", "--test-sets", "8", "--quiet",
@@ -338,7 +338,7 @@ def test_command_line_on_amazon(tmp_path, capsys):
 def test_experiment_on_image_sets(tmp_path):
     """digits end to end: a CNN encoder chosen by the item type, trained, saved and
     re-evaluated to the same figure."""
-    from setfix._experiment import evaluate_run, Experiment, load_run, run
+    from setfix.experiments import evaluate_run, Experiment, load_run, run
 
     config = Experiment(dataset="digits", method="equivset_copula", epochs=1,
                         train_sets=16, val_sets=8, test_sets=8, batch_size=8)
@@ -356,7 +356,7 @@ def test_vector_models_initialise_as_the_reference_architecture_always_did():
     import equinox as eqx
     import jax
 
-    from setfix._experiment import build_model, Experiment
+    from setfix.experiments import build_model, Experiment
 
     key = jax.random.key(3)
     model = build_model(Experiment(), (2,), key)
@@ -367,7 +367,7 @@ def test_vector_models_initialise_as_the_reference_architecture_always_did():
 
 
 def test_experiment_solves_with_at_most_max_steps():
-    from setfix._experiment import build_method, Experiment
+    from setfix.experiments import build_method, Experiment
 
     assert build_method(Experiment()).max_steps == 20
     assert build_method(Experiment(method="onestep", max_steps=7)).max_steps == 7
@@ -381,7 +381,7 @@ def test_experiment_encoder_option():
     fingerprints (this MLP by default) refuse it."""
     import jax
 
-    from setfix._experiment import build_model, Experiment
+    from setfix.experiments import build_model, Experiment
 
     config = Experiment(method="equivset_copula", encoder="mlp")
     model = build_model(config, (2,), jax.random.key(0))

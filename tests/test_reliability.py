@@ -17,9 +17,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 import setfix as sf
-from setfix._cli import main
-from setfix._experiment import Experiment, run
 from setfix._fit import percent
+from setfix.experiments import Experiment, main, run
 
 
 TINY = ["--epochs", "1", "--train-sets", "16", "--val-sets", "8", "--test-sets", "8",
@@ -47,7 +46,7 @@ def test_a_diverging_run_stops_with_a_clear_error(data, method):
     make = {"diffmf": lambda: sf.diffmf(num_samples=2),
             "idiffmf": lambda: sf.idiffmf(num_samples=2, max_steps=10),
             "equivset_ind": lambda: sf.equivset_ind(num_samples=2)}[method]
-    from setfix._experiment import build_model
+    from setfix.experiments import build_model
     model = build_model(config, (2,), jax.random.key(0))
     # 1e300, not 1e9: in float64 (this suite) a rate of 1e9 wrecks the model but keeps
     # it finite; in float32 (the CLI's default) 1e9 is enough.

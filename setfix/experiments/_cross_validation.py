@@ -1,8 +1,7 @@
 """The papers' cross-validation protocol for one plain configuration (what
-`setfix crossval` runs): a directory holds one fold run per learning rate and fold and
-a results JSON."""
+`setfix crossval` runs): a run directory whose configuration is the protocol, holding
+one fold run directory per learning rate and fold."""
 
-import json
 import pathlib
 import time
 from collections.abc import Sequence
@@ -10,9 +9,11 @@ from typing import Any
 
 import jax
 
-from ._cross_validation import check_folds, cross_validate
-from ._dataset import concatenate
-from ._experiment import build, differences, Experiment, load_splits
+from .._cross_validation import check_folds, cross_validate
+from .._dataset import concatenate
+from .._run_directory import RunDirectory
+from ._build import build, load_splits
+from ._config import differences, Experiment
 
 
 def protocol(config: Experiment, folds: int) -> dict[str, Any]:
@@ -24,16 +25,13 @@ def protocol(config: Experiment, folds: int) -> dict[str, Any]:
 
 
 def _protocol_differences(saved: Any, config: Experiment, folds: int) -> list[str]:
-    """How a saved `protocol.json` differs from this configuration and fold count (see
-    `differences`); a record that cannot be read differs as a whole."""
-    try:
-        differ = differences({**saved["config"], "learning_rate": config.learning_rate},
-                             config)
-        if saved["folds"] != folds:
-            differ.append(f"folds: {saved['folds']!r} there, {folds!r} here")
-        return differ
-    except (KeyError, TypeError, ValueError):
-        return ["`protocol.json` cannot be read as a configuration and fold count"]
+    """How a saved protocol differs from this configuration and fold count (see
+    `differences`)."""
+    differ = differences({**saved["config"], "learning_rate": config.learning_rate},
+                         config)
+    if saved["folds"] != folds:
+        differ.append(f"folds: {saved['folds']!r} there, {folds!r} here")
+    return differ
 
 
 def run_cross_validation(
@@ -47,26 +45,19 @@ def run_cross_validation(
     """[`setfix.cross_validate`][] on the configuration's train + validation splits,
     tested on its test split, with its model, method, epochs, patience, batch size,
     weight decay and last-batch rule; `config.learning_rate` is ignored and
-    `config.seed` keys the folds. With `out`, the folds are resumable (see
-    `cross_validate`), `out/protocol.json` records the configuration (a directory of
-    another configuration is refused) and `out/results.json` the results."""
+    `config.seed` keys the folds. With `out`, the protocol is a
+    [`setfix.experiments.RunDirectory`][] (its configuration the protocol; a directory
+    of another protocol is refused) whose folds are run directories inside it, resumed
+    where they stopped (see `cross_validate`), and whose results are the chosen rate and
+    the folds' figures."""
     start = time.perf_counter()
     train, val, test = load_splits(config)
     data = concatenate(train, val)
     check_folds(folds, len(data))  # before `out` is written to
+    directory = None
     if out is not None:
-        out = pathlib.Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        record = out / "protocol.json"
-        differ = (_protocol_differences(json.loads(record.read_text()), config, folds)
-                  if record.exists() else [])
-        if differ:
-            raise ValueError(
-                f"`{out}` holds a cross-validation of another configuration or number "
-                f"of folds ({'; '.join(differ)}); choose another output directory (or "
-                "delete it)."
-            )
-        record.write_text(json.dumps(protocol(config, folds), indent=1))
+        directory = RunDirectory(out).open(
+            protocol(config, folds), lambda saved: _protocol_differences(saved, config, folds))
     make_model, method, inference = build(config, data)
     result = cross_validate(
         make_model, method, data, test, key=jax.random.key(config.seed),
@@ -78,6 +69,6 @@ def run_cross_validation(
     )
     results = {**protocol(config, folds), "learning_rates": list(learning_rates), **result,
                "total_seconds": time.perf_counter() - start}
-    if out is not None:
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+    if directory is not None:
+        directory.save_results(results)
     return results

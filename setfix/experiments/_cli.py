@@ -2,31 +2,21 @@
 `crossval`."""
 
 import argparse
-import json
+import dataclasses
 import os
 import pathlib
 import sys
 
 import numpy as np
 
-from ._cross_validation_run import run_cross_validation
-from ._experiment import (
-    COPULAS,
-    DATASETS,
-    DRAWS,
-    ENCODERS,
-    ENERGIES,
-    evaluate_run,
-    Experiment,
-    FEATURES,
-    METHODS,
-    PREDICTIONS,
-    run,
-    SCALINGS,
-)
-from ._fit import DivergenceError, percent
+from .._fit import DivergenceError, percent
+from .._run_directory import write_json
+from ..datasets import AMAZON_CATEGORIES
+from . import _registry as names
+from ._config import Experiment
+from ._cross_validation import run_cross_validation
 from ._report import format_markdown, format_scores, format_table, summarise
-from .datasets import AMAZON_CATEGORIES
+from ._train import evaluate_run, finished, run
 
 
 # The main job's budget: full-size Moons, stopped after this many epochs.
@@ -37,13 +27,6 @@ def _positive_int(text):
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
     return value
 
 
@@ -60,53 +43,54 @@ def _learning_rates(text):
 
 def _experiment_options(p, *, epochs, learning_rate=True):
     d = Experiment()
-    p.add_argument("--scaling", choices=SCALINGS, default=d.scaling,
+    # Types only: `Experiment` checks the values (once, for every entry point).
+    p.add_argument("--scaling", choices=list(names.SCALINGS), default=d.scaling,
                    help="iDiffMF scaling: fro, nuc, c (constant), none or certified "
                    "(needs --energy smooth) [%(default)s]")
-    p.add_argument("--c", type=_positive_float, default=d.c,
+    p.add_argument("--c", type=float, default=d.c,
                    help="constant of --scaling c [%(default)s]")
-    p.add_argument("--omega", type=_positive_float, default=d.omega,
+    p.add_argument("--omega", type=float, default=d.omega,
                    help="certified contraction factor of --scaling certified, in (0, 1) "
                    "[%(default)s]")
-    p.add_argument("--over", choices=("set", "batch"), default=d.over,
+    p.add_argument("--over", choices=names.OVER, default=d.over,
                    help="norm per set or over the batch (published) [%(default)s]")
-    p.add_argument("--num-samples", type=_positive_int, default=d.num_samples,
+    p.add_argument("--num-samples", type=int, default=d.num_samples,
                    help="Monte Carlo samples [%(default)s]")
-    p.add_argument("--max-steps", type=_positive_int, default=d.max_steps,
+    p.add_argument("--max-steps", type=int, default=d.max_steps,
                    help="most solver steps per iDiffMF solve; with --scaling certified at "
                    "least what its certificate needs (132 at omega 0.9) [%(default)s]")
-    p.add_argument("--epochs", type=_positive_int, default=epochs,
+    p.add_argument("--epochs", type=int, default=epochs,
                    help="most epochs [%(default)s]")
-    p.add_argument("--patience", type=_positive_int, default=d.patience,
+    p.add_argument("--patience", type=int, default=d.patience,
                    help="early-stopping patience in epochs [%(default)s]")
     if learning_rate:
-        p.add_argument("--lr", type=_positive_float, default=d.learning_rate,
+        p.add_argument("--lr", type=float, default=d.learning_rate,
                        help="Adam learning rate [%(default)s]")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay,
                    help="L2 weight decay, as torch.optim.Adam's [%(default)s]")
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size,
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help="sets per step [%(default)s]")
     p.add_argument("--drop-last", action="store_true",
                    help="drop each epoch's last incomplete training batch [kept, as the "
                    "published code]")
     for split in ("train", "val", "test"):
-        p.add_argument(f"--{split}-sets", type=_positive_int, default=None,
+        p.add_argument(f"--{split}-sets", type=int, default=None,
                        help=f"use the first N {split} sets [all]")
-    p.add_argument("--prediction", choices=PREDICTIONS, default=d.prediction,
+    p.add_argument("--prediction", choices=list(names.PREDICTIONS), default=d.prediction,
                    help="solve the fixed point, or the reference one step [%(default)s]")
-    p.add_argument("--encoder", choices=ENCODERS, default=d.encoder,
+    p.add_argument("--encoder", choices=names.ENCODERS, default=d.encoder,
                    help="item encoder: the references' for the item type (linear for "
                    "vectors), or an MLP for vector items [%(default)s]")
-    p.add_argument("--energy", choices=ENERGIES, default=d.energy,
+    p.add_argument("--energy", choices=list(names.ENERGIES), default=d.energy,
                    help="the set function: the references' DeepSet, or a smooth DeepSet "
                    "with certified interactions [%(default)s]")
-    p.add_argument("--copula", choices=COPULAS, default=d.copula,
+    p.add_argument("--copula", choices=list(names.COPULAS), default=d.copula,
                    help="EquiVSet_copula's noise: as the published code, or standardised "
                    "before Phi [%(default)s]")
-    p.add_argument("--draws", choices=DRAWS, default=d.draws,
+    p.add_argument("--draws", choices=list(names.DRAWS), default=d.draws,
                    help="DiffMF's samples: fresh for every item and step as the published "
                    "code, or shared by all [%(default)s]")
-    p.add_argument("--features", choices=FEATURES, default=d.features,
+    p.add_argument("--features", choices=names.FEATURES, default=d.features,
                    help="Amazon item features: from the item names, or the vectors of "
                    "EquiVSet's <category>.pickle beside <category>.csv [%(default)s]")
     p.add_argument("--root", type=pathlib.Path, default=None,
@@ -114,11 +98,22 @@ def _experiment_options(p, *, epochs, learning_rate=True):
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-DATASET_HELP = ("moons, gaussian, digits, substitutes, coverage, complements, "
-                "amazon:<category>, compounds[:<target>], bindingdb[:<target>] or celeba")
+DATASET_HELP = names.DATASET_HELP
 
 
 def _config(args, dataset, method, seed):
+    try:
+        return _experiment(args, dataset, method, seed)
+    except ValueError as error:
+        # `Experiment` checks the values and names its fields; name the flags too.
+        text = str(error)
+        for field in (f.name for f in dataclasses.fields(Experiment)):
+            flag = "--lr" if field == "learning_rate" else "--" + field.replace("_", "-")
+            text = text.replace(f"`{field}`", f"`{field}` ({flag})")
+        raise ValueError(text) from None
+
+
+def _experiment(args, dataset, method, seed):
     return Experiment(
         dataset=dataset, root=None if args.root is None else str(args.root.resolve()),
         method=method,
@@ -143,7 +138,7 @@ def _parser():
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="train one model and report its test Jaccard")
     train.add_argument("--dataset", default="moons", help=f"{DATASET_HELP} [%(default)s]")
-    train.add_argument("--method", choices=METHODS, default="idiffmf",
+    train.add_argument("--method", choices=list(names.METHODS), default="idiffmf",
                        help="learning method [%(default)s]")
     train.add_argument("--seed", type=int, default=0,
                        help="seeds the model, the batches and the samples [%(default)s]")
@@ -171,12 +166,12 @@ def _parser():
     cv = sub.add_parser("crossval", help="the papers' protocol: k-fold cross-validation "
                         "of the learning rate on train + validation, then the test split")
     cv.add_argument("--dataset", default="moons", help=f"{DATASET_HELP} [%(default)s]")
-    cv.add_argument("--method", choices=METHODS, default="idiffmf",
+    cv.add_argument("--method", choices=list(names.METHODS), default="idiffmf",
                     help="learning method [%(default)s]")
     cv.add_argument("--seed", type=int, default=0, help="keys the folds [%(default)s]")
     cv.add_argument("--lrs", type=_learning_rates, default=[1e-3, 1e-4],
                     help="comma-separated learning-rate grid [1e-3,1e-4]")
-    cv.add_argument("--folds", type=_positive_int, default=5, help="[%(default)s]")
+    cv.add_argument("--folds", type=int, default=5, help="[%(default)s]")
     cv.add_argument("--out", type=pathlib.Path, default=None,
                     help="directory of the fold runs (resumable; processes with different "
                     "--lrs may share it) [runs/cv-NAME]")
@@ -233,17 +228,16 @@ def _split_names(text, options, what):
 
 
 def _reproduce(args):
-    dsets = _split_names(args.datasets, tuple(DATASETS), "datasets")
-    methods = _split_names(args.methods, METHODS, "methods")
+    dsets = _split_names(args.datasets, names.DATASETS, "datasets")
+    methods = _split_names(args.methods, tuple(names.METHODS), "methods")
     # All configurations first, so that a bad one fails before hours of training.
     configs = [_config(args, dataset, method, seed) for dataset in dsets
                for method in methods for seed in range(args.seeds)]
     results = []
     for config in configs:
         out = args.out / config.name
-        existing = out / "results.json"
-        r = json.loads(existing.read_text()) if existing.exists() else None
-        if r is not None and Experiment.from_json(r["config"]) == config:
+        r = finished(config, out)
+        if r is not None:
             print(f"{config.name}: done before, test Jaccard {r['test_jaccard']:.2f}")
         else:
             print(f"{config.name}: training", flush=True)
@@ -253,7 +247,7 @@ def _reproduce(args):
         results.append(r)
     table = summarise(results)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.json").write_text(json.dumps(table, indent=1))
+    write_json(args.out / "table.json", table)
     (args.out / "table.md").write_text(format_markdown(table))
     print("\nTest Jaccard x100, mean ± std over seeds (seconds per training epoch)")
     print(format_table(table))

@@ -3,8 +3,8 @@
 
 import numpy as np
 
-from ._experiment import Experiment
-from ._fit import seconds_per_epoch
+from .._fit import seconds_per_epoch
+from ._config import Experiment
 
 
 def format_scores(scores: dict) -> str:
