@@ -71,10 +71,7 @@ def run(
 
 def finished(config: Experiment, out: str | pathlib.Path) -> dict[str, Any] | None:
     """The results of the run of `config` in `out`, if it finished there."""
-    directory = RunDirectory(out)
-    if not (directory.path / "config.json").is_file():
-        return None
-    results = directory.results()
+    results = RunDirectory(out).results()
     if results is None or Experiment.from_json(results["config"]) != config:
         return None
     return results
