@@ -6,7 +6,9 @@ import importlib.metadata
 from . import datasets as datasets, experiments as experiments
 from ._adjoints import OneStep as OneStep, Unrolled as Unrolled
 from ._anderson import AndersonAcceleration as AndersonAcceleration
+from ._attention import AttentionSet as AttentionSet, InducedAttention as InducedAttention
 from ._checkpoint import load_checkpoint as load_checkpoint, save_checkpoint as save_checkpoint
+from ._contextual import AbstractContextualSetFunction as AbstractContextualSetFunction
 from ._cross_validation import cross_validate as cross_validate
 from ._dataset import concatenate as concatenate, SetDataset as SetDataset
 from ._diagnostics import (
@@ -99,6 +101,7 @@ from ._solution import (
     mean_over_converged as mean_over_converged,
     MeanFieldSolution as MeanFieldSolution,
 )
+from ._superset import SupersetDeepSet as SupersetDeepSet
 from ._theory import (
     assumption_4_1 as assumption_4_1,
     interaction_certificate as interaction_certificate,

@@ -12,8 +12,9 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Bool, Float
 
+from ._contextual import AbstractContextualSetFunction
 from ._pooled_items import embed_items, gathered, PooledItems
 from ._set_function import AbstractPooledSetFunction, AbstractSetFunction
 
@@ -33,6 +34,24 @@ class _PooledReadout(eqx.Module):
 
     def multilinear(self, embedding, psi, mask):
         return self.f.multilinear(embedding, psi, mask)
+
+
+class _ContextReadout(eqx.Module):
+    f: AbstractContextualSetFunction
+    context: Any  # one set's context, or a batch's
+
+    def __call__(self, pooled):
+        return self.f.readout(pooled, self.context)
+
+    def interaction_bound(self, embedding, mask):
+        return self.f.interaction_bound(embedding, mask)
+
+    @property
+    def closed_form(self):
+        return self.f.closed_form
+
+    def multilinear(self, embedding, psi, mask):
+        return self.f.multilinear(embedding, psi, mask, self.context)
 
 
 class _SubsetReadout(eqx.Module):
@@ -85,16 +104,27 @@ def pooled_split(
     f: AbstractSetFunction,
     items: Float[ArrayLike, "..."] | PooledItems,
     batched: bool,
+    mask: Bool[ArrayLike, "*batch n"] | None = None,
 ) -> tuple[Callable, Float[Array, "*batch n h"], Any]:
     """`(readout, embedding, readout_axes)` with `f(items, S) == readout(S @ embedding)`
-    on one set or, with `batched`, on each set of a batch. A pooled set function is
-    evaluated in its `folded` form, its encoder run here, once per ground set (on
-    `PooledItems`, once per pool row), and its readout shared by the batch
-    (`readout_axes` is `None`); any other set function gets the identity embedding and
-    a readout holding each set's items (`readout_axes` maps over them)."""
+    on one set or, with `batched`, on each set of a batch (`mask`: its real items; all
+    by default). A pooled set function is evaluated in its `folded` form, its encoder
+    run here, once per ground set (on `PooledItems`, once per pool row), and its
+    readout shared by the batch (`readout_axes` is `None`); a contextual one also
+    computes each set's rows and context here, and its readout holds the contexts
+    (`readout_axes` maps over them); any other set function gets the identity
+    embedding and a readout holding each set's items."""
     if isinstance(f, AbstractPooledSetFunction):
         f = f.folded()
         return _PooledReadout(f), embed_items(f.embed, items, batched=batched), None
+    if isinstance(f, AbstractContextualSetFunction):
+        f = f.folded()
+        embedding = embed_items(f.embed, items, batched=batched)
+        mask = (jnp.ones(embedding.shape[:-1], bool) if mask is None
+                else jnp.asarray(mask, bool))
+        rows, context = (jax.vmap(f.context) if batched else f.context)(embedding, mask)
+        readout = _ContextReadout(f, context)
+        return readout, rows, (axes_like(readout, f=None, context=0) if batched else None)
     items = gathered(items)
     eye = jnp.eye(items.shape[-2], dtype=items.dtype)
     if not batched:
@@ -105,11 +135,12 @@ def pooled_split(
 
 
 def split_set_function(
-    f: AbstractSetFunction, items: Float[ArrayLike, "n ..."] | PooledItems
+    f: AbstractSetFunction, items: Float[ArrayLike, "n ..."] | PooledItems,
+    mask: Bool[ArrayLike, " n"] | None = None,
 ) -> tuple[Callable, Float[Array, "n h"]]:
     """Returns `(readout, embedding)` with `f(items, S) == readout(S @ embedding)` on
     one set: [`pooled_split`][] without a batch."""
-    readout, embedding, _ = pooled_split(f, items, batched=False)
+    readout, embedding, _ = pooled_split(f, items, batched=False, mask=mask)
     return readout, embedding
 
 

@@ -20,8 +20,10 @@ $$\lVert H \rVert_2 \le \max\big(\lVert A \rVert_2^2 + \max_i \lVert b_i \rVert^
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 
 # Squarings in `spectral_bound`: (tr M^p)^(1/p) with p = 2^5 = 32 exceeds the spectral
@@ -100,3 +102,73 @@ def pairwise_interaction_bound(rows, mask, repulsive):
         parts.append((spectral_bound(gram), jnp.max(jnp.sum(x**2, -1), axis=-1)))
     (norm_a, row_a), (norm_b, row_b) = parts
     return jnp.maximum(norm_a + row_b, norm_b + row_a)
+
+
+class PairwiseTerms(eqx.Module):
+    r"""The pairwise part of a smooth energy (private): from item features $x_i$ (and
+    item scores $m_i$) the rows $e_i = (m_i, a_i, b_i)$ with $b_i = Qx_i$ and
+    $a_i = (Px_i,\; s\, z(Cx_i))$, and the value, exact multilinear extension and
+    interaction bound of $F(S) = \sum_S m_i - \frac12\lVert \sum_S a_i \rVert^2 +
+    \frac12 \lVert \sum_S b_i \rVert^2$ on such rows. `DeepSet(smooth=True)` and the
+    smooth ground-set-aware energies share it."""
+
+    pairwise: Float[Array, "twice_rank h"]
+    kernel: Float[Array, "kernel_dims h"] | None
+    kernel_scale: Float[Array, ""] | None
+    kernel_features: int = eqx.field(static=True)
+
+    @property
+    def rank(self) -> int:
+        return self.pairwise.shape[0] // 2
+
+    @property
+    def repulsive(self) -> int:
+        """The width of the repulsive features $a_i$."""
+        return self.rank + (0 if self.kernel is None else self.kernel_features)
+
+    def rows(self, features: Float[Array, "n h"], scores: Float[Array, " n"]
+             ) -> Float[Array, "n w"]:
+        low_rank = features @ self.pairwise.T
+        parts = [scores[:, None], low_rank[:, :self.rank]]
+        if self.kernel is not None:
+            local = fourier_features(features @ self.kernel.T, self.kernel_features)
+            parts.append(self.kernel_scale * local)
+        parts.append(low_rank[:, self.rank:])
+        return jnp.concatenate(parts, axis=1)
+
+    def value(self, pooled):
+        return pairwise_value(pooled, self.repulsive)
+
+    def multilinear(self, rows, psi, mask):
+        return pairwise_multilinear(rows, psi, mask, self.repulsive)
+
+    def interaction_bound(self, rows, mask):
+        return pairwise_interaction_bound(rows, mask, self.repulsive)
+
+
+def check_pairwise_options(rank, kernel_features, kernel_dims) -> None:
+    """Clear errors for the options of a smooth energy's pairwise terms."""
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise ValueError(f"`rank` must be a positive integer, got {rank!r}.")
+    for name, value in (("kernel_features", kernel_features), ("kernel_dims", kernel_dims)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
+    if (kernel_features == 0) != (kernel_dims == 0):
+        raise ValueError("`kernel_features` and `kernel_dims` must both be positive "
+                         "(a local kernel) or both 0 (none), got "
+                         f"{kernel_features} and {kernel_dims}.")
+
+
+def init_pairwise(hidden, rank, kernel_features, kernel_dims, pair_key, kernel_key):
+    """The pairwise terms at initialisation, on features of width `hidden`."""
+    # Small pairwise terms at the start: the model grows the interactions it needs.
+    pairwise = jax.random.normal(pair_key, (2 * rank, hidden)) * (0.1 / math.sqrt(hidden))
+    # The local kernel starts at full strength (s = 1: near-duplicates repel by about
+    # 1) with coordinates of scale ~2.4 |x| / sqrt(h): neither so wide that it repels
+    # everything nor so narrow that its gradient vanishes (measured on the substitutes
+    # task).
+    local = kernel_features > 0
+    kernel = (jax.random.normal(kernel_key, (kernel_dims, hidden)) * (2.4 / math.sqrt(hidden))
+              if local else None)
+    return PairwiseTerms(pairwise, kernel, jnp.array(1.0) if local else None,
+                         kernel_features if local else 0)

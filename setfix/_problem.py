@@ -83,7 +83,7 @@ class MeanFieldProblem(eqx.Module):
         else:
             check_item_shape(f, items.shape[mask.ndim:], items.dtype)
         key = checked_key(estimator, key)
-        readout, embedding, axes = pooled_split(f, items, batched=mask.ndim == 2)
+        readout, embedding, axes = pooled_split(f, items, batched=mask.ndim == 2, mask=mask)
         self.readout, self.readout_axes = scale_energy(scaling, readout, embedding, mask,
                                                        axes)
         self.embedding = embedding

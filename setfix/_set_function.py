@@ -10,10 +10,9 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._encoders import AbstractEncoder, item_encoder
 from ._interactions import (
-    fourier_features,
-    pairwise_interaction_bound,
-    pairwise_multilinear,
-    pairwise_value,
+    check_pairwise_options,
+    init_pairwise,
+    PairwiseTerms,
     spectral_bound,
 )
 
@@ -105,7 +104,16 @@ class AbstractPooledSetFunction(AbstractSetFunction):
         return self.readout(subset @ self.embed(items))
 
 
-class _AddBias(eqx.Module):
+def check_widths(width: int, depth: int) -> None:
+    """Clear errors for the width and depth of an MLP readout."""
+    if (not isinstance(width, int) or not isinstance(depth, int) or width < 1
+            or depth < 0):
+        raise ValueError(
+            f"`width` must be positive and `depth` non-negative, got width={width!r}, "
+            f"depth={depth!r}.")
+
+
+class AddBias(eqx.Module):
     """What is left of a linear layer whose weight was folded into the embeddings."""
 
     bias: Float[Array, " out"] | None
@@ -184,40 +192,20 @@ class DeepSet(AbstractPooledSetFunction):
         kernel_dims: int = 4,
         key: PRNGKeyArray,
     ):
-        if width < 1 or depth < 0:
-            raise ValueError(
-                f"`width` must be positive and `depth` non-negative, got width={width}, "
-                f"depth={depth}."
-            )
-        if not isinstance(rank, int) or rank < 1:
-            raise ValueError(f"`rank` must be a positive integer, got {rank!r}.")
-        for name, value in (("kernel_features", kernel_features),
-                            ("kernel_dims", kernel_dims)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"`{name}` must be a non-negative integer, got {value!r}.")
-        if (kernel_features == 0) != (kernel_dims == 0):
-            raise ValueError("`kernel_features` and `kernel_dims` must both be positive "
-                             "(a local kernel) or both 0 (none), got "
-                             f"{kernel_features} and {kernel_dims}.")
+        check_widths(width, depth)
+        check_pairwise_options(rank, kernel_features, kernel_dims)
         phi_key, rho_key, pair_key, kernel_key = jax.random.split(key, 4)
         self.phi, hidden = item_encoder(in_features, encoder, hidden, phi_key)
         self.rho = eqx.nn.MLP(
             hidden, "scalar", width, depth, activation=jax.nn.relu, key=rho_key
         )
         self.smooth = bool(smooth)
-        # Small pairwise terms at the start: the model grows the interactions it needs.
-        self.pairwise = (
-            jax.random.normal(pair_key, (2 * rank, hidden)) * (0.1 / math.sqrt(hidden))
-            if smooth else None)
-        # The local kernel starts at full strength (s = 1: near-duplicates repel by about
-        # 1) with coordinates of scale ~2.4 |phi| / sqrt(h): neither so wide that it
-        # repels everything nor so narrow that its gradient vanishes (measured on the
-        # substitutes task).
-        local = smooth and kernel_features > 0
-        self.kernel_features = kernel_features if local else 0
-        self.kernel = (jax.random.normal(kernel_key, (kernel_dims, hidden))
-                       * (2.4 / math.sqrt(hidden)) if local else None)
-        self.kernel_scale = jnp.array(1.0) if local else None
+        terms = (init_pairwise(hidden, rank, kernel_features, kernel_dims, pair_key,
+                               kernel_key) if smooth else None)
+        self.pairwise = None if terms is None else terms.pairwise
+        self.kernel = None if terms is None else terms.kernel
+        self.kernel_scale = None if terms is None else terms.kernel_scale
+        self.kernel_features = 0 if terms is None else terms.kernel_features
 
     @property
     def rank(self) -> int:
@@ -225,41 +213,36 @@ class DeepSet(AbstractPooledSetFunction):
         return 0 if self.pairwise is None else self.pairwise.shape[0] // 2
 
     @property
-    def _repulsive(self) -> int:
-        """The width of the repulsive features $a_i$."""
-        return self.rank + self.kernel_features
+    def _terms(self) -> PairwiseTerms | None:
+        if self.pairwise is None:
+            return None
+        return PairwiseTerms(self.pairwise, self.kernel, self.kernel_scale,
+                             self.kernel_features)
 
     def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n h"]:
         phi = jax.vmap(self.phi)(items)
-        if self.pairwise is None:
-            return phi
-        scores = jax.vmap(self.rho)(phi)
-        low_rank = phi @ self.pairwise.T
-        parts = [scores[:, None], low_rank[:, :self.rank]]
-        if self.kernel is not None:
-            local = fourier_features(phi @ self.kernel.T, self.kernel_features)
-            parts.append(self.kernel_scale * local)
-        parts.append(low_rank[:, self.rank:])
-        return jnp.concatenate(parts, axis=1)
+        terms = self._terms
+        return phi if terms is None else terms.rows(phi, jax.vmap(self.rho)(phi))
 
     def readout(self, pooled: Float[Array, " h"]) -> Float[Array, ""]:
-        if self.pairwise is None:
-            return self.rho(pooled)
-        return pairwise_value(pooled, self._repulsive)
+        terms = self._terms
+        return self.rho(pooled) if terms is None else terms.value(pooled)
 
     @property
     def closed_form(self) -> bool:  # pyright: ignore
         return self.pairwise is not None
 
     def multilinear(self, embedding, psi, mask):
-        if self.pairwise is None:
+        terms = self._terms
+        if terms is None:
             return super().multilinear(embedding, psi, mask)
-        return pairwise_multilinear(embedding, psi, mask, self._repulsive)
+        return terms.multilinear(embedding, psi, mask)
 
     def interaction_bound(self, embedding, mask):
-        if self.pairwise is None:
+        terms = self._terms
+        if terms is None:
             return super().interaction_bound(embedding, mask)
-        return pairwise_interaction_bound(embedding, mask, self._repulsive)
+        return terms.interaction_bound(embedding, mask)
 
     def folded(self) -> AbstractPooledSetFunction:
         """This DeepSet with the first linear layer of $\\rho$ folded into the item
@@ -269,7 +252,7 @@ class DeepSet(AbstractPooledSetFunction):
         if self.rho.depth == 0 or self.pairwise is not None:
             return self
         first = self.rho.layers[0]
-        rest = eqx.tree_at(lambda r: r.layers[0], self.rho, _AddBias(first.bias))
+        rest = eqx.tree_at(lambda r: r.layers[0], self.rho, AddBias(first.bias))
         return _FoldedDeepSet(self.phi, first.weight, rest)
 
 
@@ -380,12 +363,14 @@ def _encoder_input(f: AbstractSetFunction) -> str | None:
 
 def check_item_shape(f: AbstractSetFunction, shape: tuple[int, ...], dtype) -> None:
     """Raises a `ValueError` naming both shapes when the per-item encoder of a pooled
-    set function `f` cannot take items of feature shape `shape` (checked by tracing its
-    `embed` on one abstract item, so nothing runs)."""
-    if not isinstance(f, AbstractPooledSetFunction):
+    or contextual set function `f` cannot take items of feature shape `shape` (checked
+    by tracing its `embed` on one abstract item, so nothing runs); set functions
+    without a per-item `embed` are not checked."""
+    embed = getattr(f, "embed", None)
+    if embed is None:
         return
     try:
-        jax.eval_shape(f.embed, jax.ShapeDtypeStruct((1, *shape), dtype))
+        jax.eval_shape(embed, jax.ShapeDtypeStruct((1, *shape), dtype))
     except jax.dtypes.TypePromotionError as error:
         raise TypeError(
             f"the items are {jnp.dtype(dtype).name}, which the parameters of "

@@ -30,7 +30,7 @@ def assumption_4_1(
     the result is below 1; Theorem 4.2 then makes the mean-field map a contraction.
     """
     items, mask = check_items_and_mask(items, mask, allow_batch=False)
-    readout, embedding = split_set_function(f, items)
+    readout, embedding = split_set_function(f, items, mask)
     subsets = jnp.where(mask, all_subsets(items.shape[0], embedding.dtype), 0)
     values = batched_readout(readout, subsets @ embedding)
     return jnp.sum(mask, dtype=values.dtype) * jnp.max(jnp.abs(values))
@@ -135,7 +135,7 @@ def interaction_certificate(
             f"{type(scaling).__name__} scales by a factor that depends on the gradient; "
             "the certificate needs NoScaling, ConstantScaling or CertifiedScaling.")
     # The energy alone (no estimator samples): the bound is on the exact extension.
-    readout, embedding, axes = pooled_split(f, items, batched=mask.ndim == 2)
+    readout, embedding, axes = pooled_split(f, items, batched=mask.ndim == 2, mask=mask)
     readout, _ = scale_energy(scaling, readout, embedding, mask, axes)
     return factor * readout.interaction_bound(embedding, mask) / 4
 

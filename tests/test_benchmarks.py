@@ -265,6 +265,23 @@ def test_large_sets_benchmark_runs_quick(tmp_path, monkeypatch):
     assert (tmp_path / "large_sets_quick.png").exists()
 
 
+@pytest.mark.user_defaults
+@pytest.mark.slow
+def test_floor_energies_runs_quick(tmp_path, monkeypatch):
+    """`floor --energies --quick` times the map of every energy and writes the ratios
+    to the DeepSet's (redirected to a temporary folder)."""
+    from benchmarks import _common, floor
+
+    monkeypatch.setattr(_common, "RESULTS", tmp_path)
+    floor.main(["--quick", "--energies"])
+    rows = json.loads((tmp_path / "floor_energies_quick.json").read_text())["results"]
+    assert [r["config"] for r in rows] == list(floor.QUICK)
+    for row in rows:
+        assert set(row["over_deepset"]) == {"deepset", "superset", "attention"}
+        assert row["over_deepset"]["deepset"] == 1
+        assert all(t > 0 for t in row["seconds_per_iteration"].values())
+
+
 # The benchmarks with a test of their own above.
 _TESTED_ABOVE = ("interactions", "pairwise_ceiling", "large_sets")
 # Those that turn x64 on themselves (their exact references are float64); the others

@@ -2,8 +2,10 @@ import json
 import subprocess
 import sys
 
+import jax
 import pytest
 
+import setfix as sf
 from setfix.experiments import Experiment, main, summarise
 
 
@@ -230,3 +232,34 @@ def test_cli_options_reach_the_configuration(tmp_path):
     assert config.label == "diffmf-shared-pickle"
     args = _parser().parse_args(["train", "--features", "pickle"])
     assert _config(args, args.dataset, args.method, args.seed).features == "names"
+
+
+def test_energies_by_name(tmp_path):
+    """`--energy` builds each energy (smooth ones certified-capable); EquiVSet, whose
+    recognition network amortises a pooled energy, refuses the ground-set-aware ones
+    with a message naming the flag."""
+    from setfix.experiments import build_model, Experiment
+
+    want = {"deepset": (sf.DeepSet, False), "smooth": (sf.DeepSet, True),
+            "superset": (sf.SupersetDeepSet, False),
+            "superset-smooth": (sf.SupersetDeepSet, True),
+            "attention": (sf.AttentionSet, False),
+            "attention-smooth": (sf.AttentionSet, True)}
+    for energy, (cls, smooth) in want.items():
+        config = Experiment(energy=energy, scaling="certified" if smooth else "fro")
+        model = build_model(config, 2, jax.random.key(0))
+        assert type(model) is cls and model.smooth == smooth
+        assert config.label.endswith(energy) or energy == "deepset"
+    with pytest.raises(SystemExit, match=r"`energy` \(--energy\) must be one of deepset, smooth"):
+        main(["train", *TINY, "--method", "equivset_copula", "--energy", "superset",
+              "--out", str(tmp_path / "bad")])
+
+
+@pytest.mark.slow
+def test_train_with_an_attention_energy(tmp_path, capsys):
+    """`--energy attention` trains, is labelled, and its run reloads for evaluation."""
+    out = tmp_path / "run"
+    main(["train", *TINY, "--energy", "attention", "--out", str(out)])
+    assert "moons-idiffmf-fro-attention-s0" in capsys.readouterr().out
+    main(["evaluate", str(out)])
+    assert "test Jaccard" in capsys.readouterr().out

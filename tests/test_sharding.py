@@ -1,5 +1,6 @@
 """Data parallelism: one epoch on two (host) devices gives the parameters of one device,
-with items as arrays and as rows of a pool."""
+with items as arrays and as rows of a pool, and for an energy that sees its ground
+set."""
 
 import os
 import subprocess
@@ -57,7 +58,17 @@ SCRIPT = textwrap.dedent(
     assert pooled_diff < 1e-5, pooled_diff
     assert max(float(np.max(np.abs(x - y)))
                for x, y in zip(leaves(one.model), leaves(model))) > 1e-3
-    print("OK", moved, diff, pooled_diff)
+    # An energy that sees its ground set: its per-set contexts split with the batch.
+    attention = sf.AttentionSet(2, hidden=8, width=8, heads=2, inducing=4,
+                                key=jax.random.key(0))
+    one = sf.fit(attention, method, train, val, devices=jax.devices()[:1], **kw)
+    two = sf.fit(attention, method, train, val, **kw)
+    attention_diff = max(float(np.max(np.abs(x - y)))
+                         for x, y in zip(leaves(one.model), leaves(two.model)))
+    assert attention_diff < 1e-5, attention_diff
+    assert max(float(np.max(np.abs(x - y)))
+               for x, y in zip(leaves(one.model), leaves(attention))) > 1e-3
+    print("OK", moved, diff, pooled_diff, attention_diff)
     """
 )
 

@@ -12,7 +12,7 @@ from .._method import AbstractMethod
 from .._methods import certified_max_steps
 from .._recognition import AmortizedSetFunction, RecognitionNetwork
 from .._scaling import AbstractScaling
-from .._set_function import AbstractSetFunction, DeepSet
+from .._set_function import AbstractSetFunction
 from . import _registry
 from ._config import Experiment
 
@@ -65,16 +65,16 @@ def build_model(
     key,
     item_type: str = "vector",
 ) -> AbstractSetFunction:
-    """The reference architecture: a DeepSet (plus a recognition network for EquiVSet),
-    its per-item encoder chosen by the item type."""
+    """The configured energy (the references' DeepSet by default), plus a recognition
+    network for EquiVSet, its per-item encoder chosen by the item type."""
     shape = (feature_shape,) if isinstance(feature_shape, int) else tuple(feature_shape)
     f_key, q_key = jax.random.split(key)
     # Encoder keys are derived, so vector models initialise exactly as they always have.
     fe_key, qe_key = jax.random.fold_in(f_key, 1), jax.random.fold_in(q_key, 1)
     encoder = build_encoder(item_type, shape, fe_key, config.encoder)
     linear = shape[0] if encoder is None else None  # in_features of a linear encoder
-    model = DeepSet(linear, encoder=encoder, smooth=_registry.ENERGIES[config.energy],
-                    key=f_key)
+    energy, smooth = _registry.ENERGIES[config.energy]
+    model = energy(linear, encoder=encoder, smooth=smooth, key=f_key)
     if config.method in _registry.AMORTISED:
         recognition = RecognitionNetwork(
             linear, encoder=build_encoder(item_type, shape, qe_key, config.encoder),

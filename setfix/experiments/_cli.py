@@ -46,7 +46,7 @@ def _experiment_options(p, *, epochs, learning_rate=True):
     # Types only: `Experiment` checks the values (once, for every entry point).
     p.add_argument("--scaling", choices=list(names.SCALINGS), default=d.scaling,
                    help="iDiffMF scaling: fro, nuc, c (constant), none or certified "
-                   "(needs --energy smooth) [%(default)s]")
+                   "(needs a smooth --energy) [%(default)s]")
     p.add_argument("--c", type=float, default=d.c,
                    help="constant of --scaling c [%(default)s]")
     p.add_argument("--omega", type=float, default=d.omega,
@@ -82,8 +82,10 @@ def _experiment_options(p, *, epochs, learning_rate=True):
                    help="item encoder: the references' for the item type (linear for "
                    "vectors), or an MLP for vector items [%(default)s]")
     p.add_argument("--energy", choices=list(names.ENERGIES), default=d.energy,
-                   help="the set function: the references' DeepSet, or a smooth DeepSet "
-                   "with certified interactions [%(default)s]")
+                   help="the set function: the references' DeepSet, a smooth DeepSet "
+                   "with certified interactions, a DeepSet that sees the ground set "
+                   "(superset), one whose items attend to it (attention), or a smooth "
+                   "(certified) one of those [%(default)s]")
     p.add_argument("--copula", choices=list(names.COPULAS), default=d.copula,
                    help="EquiVSet_copula's noise: as the published code, or standardised "
                    "before Phi [%(default)s]")

@@ -38,8 +38,11 @@ class Experiment:
     item type, a linear map for vectors, an MLP for fingerprints and a CNN for images;
     or `mlp`, an MLP with one hidden layer of 512 ReLU units, for vector items;
     fingerprints have it by default and images refuse it), `energy` (`deepset`, the
-    references' DeepSet, or `smooth`, `DeepSet(smooth=True)` whose interactions are
-    certified; `scaling="certified"` needs it), `copula` (EquiVSet_copula's noise:
+    references' DeepSet; `smooth`, `DeepSet(smooth=True)` whose interactions are
+    certified; `superset` and `attention`, `setfix.SupersetDeepSet` and
+    `setfix.AttentionSet`, which see the ground set, and their certified
+    `superset-smooth` and `attention-smooth`; `scaling="certified"` needs a smooth one,
+    EquiVSet a DeepSet), `copula` (EquiVSet_copula's noise:
     `published`, the original code's, or `standardised` before the normal CDF; other
     methods ignore it), `draws` (DiffMF's samples: `fresh` for every item and step as
     the original code, or `shared` by all of them; other methods ignore it),
@@ -117,9 +120,15 @@ class Experiment:
             raise ValueError(f"`c` must be positive, got {self.c!r}.")
         if not 0 < self.omega < 1:
             raise ValueError(f"`omega` must lie in (0, 1), got {self.omega!r}.")
-        if self.scaling == "certified" and self.energy != "smooth":
-            raise ValueError("`scaling='certified'` needs an energy with an interaction "
-                             "bound: add `energy='smooth'` (--energy smooth).")
+        if self.scaling == "certified" and self.energy not in _registry.SMOOTH:
+            raise ValueError(
+                "`scaling='certified'` needs an energy with an interaction bound: "
+                f"`energy` one of {', '.join(_registry.SMOOTH)}, got "
+                f"{self.energy!r}.")
+        if self.method in _registry.AMORTISED and self.energy not in _registry.POOLED:
+            raise ValueError(
+                f"`method` {self.method!r} amortises a pooled energy: `energy` "
+                f"must be one of {', '.join(_registry.POOLED)}, got {self.energy!r}.")
 
     @property
     def name(self) -> str:

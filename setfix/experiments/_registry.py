@@ -4,6 +4,7 @@ that configurations, the command line and the reports refer to by name."""
 from collections.abc import Callable
 from typing import Any
 
+from .._attention import AttentionSet
 from .._dataset import SetDataset
 from .._method import AbstractMethod
 from .._methods import (
@@ -22,6 +23,8 @@ from .._scaling import (
     NormScaling,
     NoScaling,
 )
+from .._set_function import DeepSet
+from .._superset import SupersetDeepSet
 from ..datasets import (
     amazon,
     AMAZON_CATEGORIES,
@@ -58,10 +61,17 @@ DATASETS = (*GENERATED, *FILES)
 DATASET_HELP = ("moons, gaussian, digits, substitutes, coverage, complements, "
                 "amazon:<category>, compounds[:<target>], bindingdb[:<target>] or celeba")
 
-# Model options. Values: whether the DeepSet is smooth; whether EquiVSet_copula
-# standardises its noise; whether DiffMF shares its draws; the Amazon feature names.
+# Model options. Values: the energy's class and whether it is smooth (certified);
+# whether EquiVSet_copula standardises its noise; whether DiffMF shares its draws; the
+# Amazon feature names.
 ENCODERS = ("default", "mlp")
-ENERGIES = {"deepset": False, "smooth": True}
+ENERGIES: dict[str, tuple[type, bool]] = {
+    "deepset": (DeepSet, False), "smooth": (DeepSet, True),
+    "superset": (SupersetDeepSet, False), "superset-smooth": (SupersetDeepSet, True),
+    "attention": (AttentionSet, False), "attention-smooth": (AttentionSet, True),
+}
+SMOOTH = tuple(name for name, (_, smooth) in ENERGIES.items() if smooth)
+POOLED = ("deepset", "smooth")  # the energies EquiVSet's recognition network amortises
 COPULAS = {"published": False, "standardised": True}
 DRAWS = {"fresh": False, "shared": True}
 FEATURES = ("names", "pickle")
