@@ -12,8 +12,15 @@ For each shape of `throughput.py` (batch 16, m = 5):
   (the `MeanFieldProblem` that `MeanField` solves, under `vmap` over the batch, on the
   folded DeepSet's embeddings), as the marginal time of K = 12 over K = 2 applications in a loop.
 
-    python -m benchmarks floor [--quick]
+With `--energies`, the iteration alone for each energy at the same width and encoder
+(`DeepSet`, `SupersetDeepSet`, `AttentionSet`, defaults otherwise), and its ratio to
+the DeepSet's: what seeing the ground set costs inside the solve (the ground-set work,
+summary or attention, runs once per solve, before the loop, and is not in it).
+
+    python -m benchmarks floor [--quick] [--energies]
 """
+
+import argparse
 
 import equinox as eqx
 import jax
@@ -21,7 +28,7 @@ import jax.numpy as jnp
 
 import setfix as sf
 
-from ._common import quick_flag, save, timed
+from ._common import save, timed
 from .throughput import _data, _model, BATCH, CONFIGS, NUM_SAMPLES, QUICK
 
 
@@ -40,9 +47,9 @@ def _readouts(rho, pooled):
     return jax.vmap(rho)(pooled)
 
 
-def measure(n, shape, encoder, batch, repeats=5):
-    model = _model(encoder, shape, jax.random.key(0))
-    items, _ = _data(n, shape, encoder, batch, jax.random.key(1))
+def iteration_time(model, items, repeats=5):
+    """Seconds per application of the default method's map on a batch of `items`."""
+    batch, n = items.shape[:2]
     mask = jnp.ones((batch, n), bool)
     method = sf.idiffmf(tolerance=1e-6, max_steps=20)
     problem = sf.MeanFieldProblem(model, items, mask, estimator=method.estimator,
@@ -53,7 +60,36 @@ def measure(n, shape, encoder, batch, repeats=5):
         return timed(_iterate, problem, psi, steps, repeats=repeats)[1]
 
     low, high = 2, 12
-    iteration = (loop_time(high) - loop_time(low)) / (high - low)
+    return (loop_time(high) - loop_time(low)) / (high - low)
+
+
+ENERGIES = {"deepset": sf.DeepSet, "superset": sf.SupersetDeepSet,
+            "attention": sf.AttentionSet}
+
+
+def energy_model(energy, encoder, shape, key):
+    """The throughput model's encoder under each energy (default widths)."""
+    if encoder == "linear":
+        return ENERGIES[energy](shape[0], key=key)
+    phi_key, model_key = jax.random.split(key)
+    phi = (sf.MLPEncoder(shape[0], 256, key=phi_key) if encoder == "fingerprint"
+           else sf.CNNEncoder(shape[0], 256, key=phi_key))
+    return ENERGIES[energy](encoder=phi, key=model_key)
+
+
+def measure_energies(n, shape, encoder, batch):
+    items, _ = _data(n, shape, encoder, batch, jax.random.key(1))
+    seconds = {energy: iteration_time(energy_model(energy, encoder, shape,
+                                                   jax.random.key(0)), items)
+               for energy in ENERGIES}
+    return {"seconds_per_iteration": seconds,
+            "over_deepset": {e: seconds[e] / seconds["deepset"] for e in ENERGIES}}
+
+
+def measure(n, shape, encoder, batch, repeats=5):
+    model = _model(encoder, shape, jax.random.key(0))
+    items, _ = _data(n, shape, encoder, batch, jax.random.key(1))
+    iteration = iteration_time(model, items, repeats)
     h = model.rho.in_size
 
     def readout_time(count):
@@ -67,8 +103,33 @@ def measure(n, shape, encoder, batch, repeats=5):
             "iteration_over_own_readouts": iteration / own}
 
 
+def main_energies(quick):
+    configs = QUICK if quick else CONFIGS
+    batch = 4 if quick else BATCH
+    rows = []
+    print(f"{'config':12s} {'n':>4s} " + " ".join(f"{e + ' s':>12s}" for e in ENERGIES)
+          + "  ratios to deepset")
+    for name, (n, shape, encoder) in configs.items():
+        row = {"config": name, "n": n, "item_shape": list(shape), "encoder": encoder,
+               "batch": batch, **measure_energies(n, shape, encoder, batch)}
+        rows.append(row)
+        seconds, ratio = row["seconds_per_iteration"], row["over_deepset"]
+        print(f"{name:12s} {n:4d} " + " ".join(f"{seconds[e]:12.5f}" for e in ENERGIES)
+              + "  " + " ".join(f"{ratio[e]:.2f}x" for e in ENERGIES), flush=True)
+    save("floor_energies_quick" if quick else "floor_energies",
+         {"batch": batch, "num_samples": NUM_SAMPLES, "method": "idiffmf(tolerance=1e-6)",
+          "iteration": "marginal time of 12 over 2 map applications"}, rows)
+
+
 def main(argv):
-    quick = quick_flag(argv)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks floor")
+    parser.add_argument("--quick", action="store_true", help="small sizes")
+    parser.add_argument("--energies", action="store_true",
+                        help="the iteration of each energy against the DeepSet's")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    if args.energies:
+        return main_energies(quick)
     configs = QUICK if quick else CONFIGS
     batch = 4 if quick else BATCH
     rows = []

@@ -10,7 +10,10 @@ complements) and, for reference, Moons and Gaussian, with
 - ablations: `norm_all` (the default with the full likelihood, all negatives, as the
   certified method trains), `certified_neg1` (the certified method with the published
   loss, one negative per member) and `certified_lowrank` (without the local kernel,
-  `kernel_features=0`).
+  `kernel_features=0`);
+- energies that see the ground set: `superset` and `attention` (`SupersetDeepSet`,
+  `AttentionSet`, with today's default `idiffmf()`) and `attention_certified`
+  (`AttentionSet(smooth=True)` + `idiffmf(CertifiedScaling(0.9))`), same encoder.
 
 Every model is trained with `setfix.fit` (Adam, lr 1e-3, batch 64, early stopping on
 validation) and scored on the test split twice: at the solved fixed point and one map
@@ -43,7 +46,8 @@ from ._common import pyplot, RESULTS, save, save_figure
 
 TASKS = ("substitutes", "coverage", "complements", "moons", "gaussian")
 VARIANTS = ("modular", "norm", "norm_all", "certified", "certified_onestep",
-            "certified_neg1", "certified_lowrank")
+            "certified_neg1", "certified_lowrank", "superset", "attention",
+            "attention_certified")
 
 
 def build(variant, d, key):
@@ -55,6 +59,12 @@ def build(variant, d, key):
     if variant in ("norm", "norm_all"):
         neg_num = None if variant == "norm_all" else 1
         return sf.DeepSet(encoder=encoder, width=256, key=k2), sf.idiffmf(neg_num=neg_num)
+    if variant in ("superset", "attention"):
+        energy = sf.SupersetDeepSet if variant == "superset" else sf.AttentionSet
+        return energy(encoder=encoder, width=256, key=k2), sf.idiffmf()
+    if variant == "attention_certified":
+        model = sf.AttentionSet(encoder=encoder, width=256, smooth=True, key=k2)
+        return model, sf.idiffmf(sf.CertifiedScaling(omega=0.9))
     local = {"kernel_features": 0, "kernel_dims": 0} if variant == "certified_lowrank" else {}
     model = sf.DeepSet(encoder=encoder, width=256, smooth=True, key=k2, **local)
     scaling = sf.CertifiedScaling(omega=0.9)
