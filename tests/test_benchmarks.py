@@ -127,6 +127,12 @@ def test_real_data_table_is_the_documented_one():
     assert real_data.table() == documented
 
 
+def test_energies_table_is_the_documented_one():
+    """`docs/assets/energies.md` is what the recorded runs of each energy give."""
+    documented = (Path(__file__).parents[1] / "docs/assets/energies.md").read_text()
+    assert real_data.energies_table() == documented
+
+
 def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(real_data, "RECORDS", tmp_path)
     monkeypatch.setattr(real_data, "EARLIER", tmp_path / "earlier.json")
