@@ -6,7 +6,12 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from ._contextual import AbstractContextualSetFunction, FoldedReadout, split_first_layer
+from ._contextual import (
+    AbstractContextualSetFunction,
+    AbstractSmoothContextual,
+    FoldedReadout,
+    split_first_layer,
+)
 from ._encoders import AbstractEncoder, item_encoder
 from ._interactions import check_pairwise_options, init_pairwise, PairwiseTerms
 from ._set_function import check_widths
@@ -74,7 +79,7 @@ InducedAttention.__init__.__doc__ = """**Arguments:**
 """
 
 
-class AttentionSet(AbstractContextualSetFunction):
+class AttentionSet(AbstractSmoothContextual):
     r"""A DeepSet on item embeddings that have attended to their ground set:
 
     $$F(S, V) = \rho\Big(\sum_{i \in S} x_i(V)\Big), \qquad
@@ -129,11 +134,6 @@ class AttentionSet(AbstractContextualSetFunction):
         self.terms = (init_pairwise(hidden, rank, kernel_features, kernel_dims, pair_key,
                                     kernel_key) if smooth else None)
 
-    @property
-    def smooth(self) -> bool:
-        """Whether this is the certified pairwise energy."""
-        return self.terms is not None
-
     def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n h"]:
         return jax.vmap(self.phi)(items)
 
@@ -153,20 +153,6 @@ class AttentionSet(AbstractContextualSetFunction):
     def readout(self, pooled, context):
         del context
         return self.rho(pooled) if self.terms is None else self.terms.value(pooled)
-
-    @property
-    def closed_form(self) -> bool:  # pyright: ignore
-        return self.terms is not None
-
-    def multilinear(self, rows, psi, mask, context):
-        if self.terms is None:
-            return super().multilinear(rows, psi, mask, context)
-        return self.terms.multilinear(rows, psi, mask)
-
-    def interaction_bound(self, embedding, mask):
-        if self.terms is None:
-            return super().interaction_bound(embedding, mask)
-        return self.terms.interaction_bound(embedding, mask)
 
     def folded(self) -> AbstractContextualSetFunction:
         r"""The same function with $\rho$'s first layer $Wx + b$ folded into the

@@ -7,6 +7,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PyTree
 
+from ._interactions import PairwiseTerms
 from ._set_function import AbstractSetFunction, AddBias
 
 
@@ -72,6 +73,33 @@ class AbstractContextualSetFunction(AbstractSetFunction):
         mask = jnp.ones(subset.shape, bool)
         rows, context = self.context(self.embed(items), mask)
         return self.readout(subset @ rows, context)
+
+
+class AbstractSmoothContextual(AbstractContextualSetFunction):
+    """A contextual set function that, when its pairwise `terms` are set
+    (`smooth=True`), is the certified pairwise energy on its rows: exact multilinear
+    extension and interaction bound from `PairwiseTerms` (private)."""
+
+    terms: eqx.AbstractVar[PairwiseTerms | None]
+
+    @property
+    def smooth(self) -> bool:
+        """Whether this is the certified pairwise energy."""
+        return self.terms is not None
+
+    @property
+    def closed_form(self) -> bool:  # pyright: ignore
+        return self.terms is not None
+
+    def multilinear(self, rows, psi, mask, context):
+        if self.terms is None:
+            return super().multilinear(rows, psi, mask, context)
+        return self.terms.multilinear(rows, psi, mask)
+
+    def interaction_bound(self, embedding, mask):
+        if self.terms is None:
+            return super().interaction_bound(embedding, mask)
+        return self.terms.interaction_bound(embedding, mask)
 
 
 def masked_mean(x: Float[Array, "n h"], mask: Bool[Array, " n"]) -> Float[Array, " h"]:

@@ -8,6 +8,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._contextual import (
     AbstractContextualSetFunction,
+    AbstractSmoothContextual,
     FoldedReadout,
     masked_mean,
     split_first_layer,
@@ -17,7 +18,7 @@ from ._interactions import check_pairwise_options, init_pairwise, PairwiseTerms
 from ._set_function import check_widths
 
 
-class SupersetDeepSet(AbstractContextualSetFunction):
+class SupersetDeepSet(AbstractSmoothContextual):
     r"""A DeepSet that also sees its ground set (as INSET, Xie et al., ICLR 2024):
 
     $$F(S, V) = \rho\Big(\sum_{i \in S} \phi(v_i),\; g(V)\Big), \qquad
@@ -67,11 +68,6 @@ class SupersetDeepSet(AbstractContextualSetFunction):
         self.terms = (init_pairwise(hidden, rank, kernel_features, kernel_dims, pair_key,
                                     kernel_key) if smooth else None)
 
-    @property
-    def smooth(self) -> bool:
-        """Whether this is the certified pairwise energy."""
-        return self.terms is not None
-
     def embed(self, items: Float[Array, "n ..."]) -> Float[Array, "n e"]:
         phi = jax.vmap(self.phi)(items)
         return jnp.concatenate([phi, jax.vmap(self.summary)(phi)], axis=1)
@@ -89,20 +85,6 @@ class SupersetDeepSet(AbstractContextualSetFunction):
         if self.terms is None:
             return self.rho(jnp.concatenate([pooled, context]))
         return self.terms.value(pooled)
-
-    @property
-    def closed_form(self) -> bool:  # pyright: ignore
-        return self.terms is not None
-
-    def multilinear(self, rows, psi, mask, context):
-        if self.terms is None:
-            return super().multilinear(rows, psi, mask, context)
-        return self.terms.multilinear(rows, psi, mask)
-
-    def interaction_bound(self, embedding, mask):
-        if self.terms is None:
-            return super().interaction_bound(embedding, mask)
-        return self.terms.interaction_bound(embedding, mask)
 
     def folded(self) -> AbstractContextualSetFunction:
         r"""The same function with $\rho$'s first layer $W_s s + W_g g + b$ folded: the
