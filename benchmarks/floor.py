@@ -67,21 +67,10 @@ ENERGIES = {"deepset": sf.DeepSet, "superset": sf.SupersetDeepSet,
             "attention": sf.AttentionSet}
 
 
-def energy_model(energy, encoder, shape, key):
-    """The throughput model's encoder under each energy (default widths)."""
-    if encoder == "linear":
-        return ENERGIES[energy](shape[0], key=key)
-    phi_key, model_key = jax.random.split(key)
-    phi = (sf.MLPEncoder(shape[0], 256, key=phi_key) if encoder == "fingerprint"
-           else sf.CNNEncoder(shape[0], 256, key=phi_key))
-    return ENERGIES[energy](encoder=phi, key=model_key)
-
-
 def measure_energies(n, shape, encoder, batch):
     items, _ = _data(n, shape, encoder, batch, jax.random.key(1))
-    seconds = {energy: iteration_time(energy_model(energy, encoder, shape,
-                                                   jax.random.key(0)), items)
-               for energy in ENERGIES}
+    seconds = {energy: iteration_time(_model(encoder, shape, jax.random.key(0), cls), items)
+               for energy, cls in ENERGIES.items()}
     return {"seconds_per_iteration": seconds,
             "over_deepset": {e: seconds[e] / seconds["deepset"] for e in ENERGIES}}
 

@@ -58,15 +58,18 @@ QUICK = {
 # ----------------------------------------------------------------------------- children
 
 
-def _model(encoder, shape, key):
+def _model(encoder, shape, key, energy=None):
+    """The shape's model: `energy` (a set function class with DeepSet's constructor,
+    `setfix.DeepSet` by default) with the encoder for its item type."""
     import setfix as sf
 
+    energy = sf.DeepSet if energy is None else energy
     phi_key, model_key = jax.random.split(key)
     if encoder == "linear":
-        return sf.DeepSet(shape[0], key=model_key)
+        return energy(shape[0], key=model_key)
     if encoder == "fingerprint":
-        return sf.DeepSet(encoder=sf.MLPEncoder(shape[0], 256, key=phi_key), key=model_key)
-    return sf.DeepSet(encoder=sf.CNNEncoder(shape[0], 256, key=phi_key), key=model_key)
+        return energy(encoder=sf.MLPEncoder(shape[0], 256, key=phi_key), key=model_key)
+    return energy(encoder=sf.CNNEncoder(shape[0], 256, key=phi_key), key=model_key)
 
 
 def _data(n, shape, encoder, batch, key):
