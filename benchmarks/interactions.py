@@ -13,7 +13,11 @@ complements) and, for reference, Moons and Gaussian, with
   `kernel_features=0`);
 - energies that see the ground set: `superset` and `attention` (`SupersetDeepSet`,
   `AttentionSet`, with today's default `idiffmf()`) and `attention_certified`
-  (`AttentionSet(smooth=True)` + `idiffmf(CertifiedScaling(0.9))`), same encoder.
+  (`AttentionSet(smooth=True)` + `idiffmf(CertifiedScaling(0.9))`), same encoder;
+- `superset_certified`: `SupersetDeepSet(smooth=True)` + `idiffmf(CertifiedScaling(0.9))`;
+- the certified variants with only the interactions scaled (the singleton gains at full
+  strength, `CertifiedScaling(0.9, interactions_only=True)`): `certified_interactions`,
+  `superset_certified_interactions` and `attention_certified_interactions`.
 
 Every model is trained with `setfix.fit` (Adam, lr 1e-3, batch 64, early stopping on
 validation) and scored on the test split twice: at the solved fixed point and one map
@@ -27,7 +31,8 @@ converged fraction), plus the training cost.
 
 Each (task, variant, seed) is saved as it finishes in
 `benchmarks/results/interactions/<task>-<variant>-s<seed>.json`, and an existing file
-is not recomputed, so an interrupted run resumes; `interactions.json` gathers them
+is not recomputed, so an interrupted run resumes; `interactions.json` gathers every
+record saved at the same sizes, whichever tasks and variants this run named
 (`--collect`: gather what is saved, run nothing) with a reliability plot,
 `interactions_reliability.png`.
 """
@@ -47,7 +52,8 @@ from ._common import pyplot, RESULTS, save, save_figure
 TASKS = ("substitutes", "coverage", "complements", "moons", "gaussian")
 VARIANTS = ("modular", "norm", "norm_all", "certified", "certified_onestep",
             "certified_neg1", "certified_lowrank", "superset", "attention",
-            "attention_certified")
+            "attention_certified", "superset_certified", "certified_interactions",
+            "superset_certified_interactions", "attention_certified_interactions")
 
 
 def build(variant, d, key):
@@ -62,12 +68,14 @@ def build(variant, d, key):
     if variant in ("superset", "attention"):
         energy = sf.SupersetDeepSet if variant == "superset" else sf.AttentionSet
         return energy(encoder=encoder, width=256, key=k2), sf.idiffmf()
-    if variant == "attention_certified":
-        model = sf.AttentionSet(encoder=encoder, width=256, smooth=True, key=k2)
-        return model, sf.idiffmf(sf.CertifiedScaling(omega=0.9))
+    scaling = sf.CertifiedScaling(omega=0.9,
+                                  interactions_only=variant.endswith("_interactions"))
+    for prefix, energy in (("attention", sf.AttentionSet), ("superset", sf.SupersetDeepSet)):
+        if variant.startswith(prefix + "_certified"):
+            model = energy(encoder=encoder, width=256, smooth=True, key=k2)
+            return model, sf.idiffmf(scaling)
     local = {"kernel_features": 0, "kernel_dims": 0} if variant == "certified_lowrank" else {}
     model = sf.DeepSet(encoder=encoder, width=256, smooth=True, key=k2, **local)
-    scaling = sf.CertifiedScaling(omega=0.9)
     if variant == "certified_onestep":
         return model, sf.onestep(scaling)
     if variant == "certified_neg1":
@@ -229,35 +237,43 @@ def main(argv=None):
         sizes = dict(train_sets=16, val_sets=16, test_sets=16, epochs=1, patience=1)
     folder = RESULTS / ("interactions-quick" if args.quick else "interactions")
     folder.mkdir(parents=True, exist_ok=True)
-    records = []
     for task in tasks:
         for variant in variants:
             for seed in range(1 if args.quick else args.seeds):
                 path = folder / f"{task}-{variant}-s{seed}.json"
-                if path.exists():
-                    record = json.loads(path.read_text())
-                    if record.get("sizes") == sizes:
-                        records.append(record)
-                        continue
+                if path.exists() and json.loads(path.read_text()).get("sizes") == sizes:
+                    continue
                 if args.collect:
                     continue
                 record = {**run_one(task, variant, seed, **sizes), "sizes": sizes}
                 path.write_text(json.dumps(record, indent=1))
-                records.append(record)
                 s = record["solved"]
                 print(f"{task} {variant} s{seed}: solved {s['jaccard']:.2f}, one step "
                       f"{record['one_step']['jaccard']:.2f}, psi>1/2 "
                       f"{s['jaccard_threshold']:.2f}, ECE {s['ece']:.3f}, max|psi-1/2| "
                       f"{s['max_deviation']:.3f}, converged {s['converged']:.3f} "
                       f"({record['seconds_per_epoch']:.1f} s/epoch)", flush=True)
+    # The summary gathers every saved record, not only this run's.
+    records = gather(folder, sizes)
     summary = summarise(records)
     table = markdown(summary)
     print(table)
     reliability_plot(records, "interactions-quick_reliability" if args.quick
                      else "interactions_reliability")
     save("interactions-quick" if args.quick else "interactions",
-         {"tasks": tasks, "variants": variants, "seeds": args.seeds, **sizes},
+         {"tasks": sorted({r["task"] for r in records}, key=TASKS.index),
+          "variants": sorted({r["variant"] for r in records}, key=VARIANTS.index),
+          **sizes},
          {"summary": summary, "markdown": table})
+
+
+def gather(folder, sizes):
+    """Every record saved in `folder` at these sizes, by task, variant and seed."""
+    records = [json.loads(path.read_text()) for path in folder.glob("*.json")]
+    records = [r for r in records if r.get("sizes") == sizes
+               and r["task"] in TASKS and r["variant"] in VARIANTS]
+    return sorted(records, key=lambda r: (TASKS.index(r["task"]),
+                                          VARIANTS.index(r["variant"]), r["seed"]))
 
 
 if __name__ == "__main__":

@@ -146,12 +146,30 @@ def split_set_function(
 
 def scale_energy(scaling, readout, embedding, mask, axes=None):
     """Applies `scaling.energy_scale` (if any) to the readout of one set or a batch.
-    Returns `(readout, readout_axes)`; on a batch the scale is per set."""
+    Returns `(readout, readout_axes, offset)`; on a batch the scale is per set.
+    `offset` is what the scaling adds to the scaled gradient (its `gain_weight` times
+    the singleton gains, zero on padding), or `None`."""
     scale = scaling.energy_scale(readout, embedding, mask)
     if scale is None:
-        return readout, axes
+        return readout, axes, None
+    weight = scaling.gain_weight(scale)
+    offset = (None if weight is None else
+              weight[..., None] * singleton_gains(readout, embedding, mask, axes))
     scaled = ScaledReadout(readout, scale)
-    return scaled, (None if jnp.ndim(mask) == 1 else axes_like(scaled, readout=axes, scale=0))
+    return (scaled, (None if jnp.ndim(mask) == 1 else axes_like(scaled, readout=axes, scale=0)),
+            offset)
+
+
+def singleton_gains(readout, embedding, mask, axes=None):
+    r"""$g^0_i = F(\{i\}) - F(\emptyset) = \partial_i \tilde F(0)$ for each real item
+    of one set or a batch (`axes`: the readout's batch axes), zero on padding."""
+    def one(readout, embedding, mask):
+        empty = readout(jnp.zeros(embedding.shape[-1], embedding.dtype))
+        return jnp.where(mask, jax.vmap(readout)(embedding) - empty, 0)
+
+    if jnp.ndim(mask) == 1:
+        return one(readout, embedding, mask)
+    return eqx.filter_vmap(one, in_axes=(axes, 0, 0))(readout, embedding, mask)
 
 
 def axes_like(module: eqx.Module, **axes) -> eqx.Module:

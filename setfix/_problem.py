@@ -19,7 +19,8 @@ class MeanFieldProblem(eqx.Module):
     r"""The mean-field problem of one ground set or a padded batch, with the work that
     does not depend on $\psi$ done once: the set function split into an energy readout
     and per-item embeddings (the per-item encoder runs here), the scaling's energy scale
-    and the estimator's samples. What remains is the map
+    (and, for `CertifiedScaling(interactions_only=True)`, the singleton gains it adds
+    back) and the estimator's samples. What remains is the map
 
     $$T(\psi) = \sigma\big(\text{scale}(\nabla_\psi \tilde F(\psi, \theta))\big),$$
 
@@ -52,6 +53,7 @@ class MeanFieldProblem(eqx.Module):
     embedding: Float[Array, "*batch n h"]
     mask: Bool[Array, "*batch n"]
     noise: PyTree[Array] | None
+    offset: Float[Array, "*batch n"] | None
     estimator: AbstractEstimator
     scaling: AbstractScaling
     readout_axes: Any = eqx.field(static=True)
@@ -84,8 +86,8 @@ class MeanFieldProblem(eqx.Module):
             check_item_shape(f, items.shape[mask.ndim:], items.dtype)
         key = checked_key(estimator, key)
         readout, embedding, axes = pooled_split(f, items, batched=mask.ndim == 2, mask=mask)
-        self.readout, self.readout_axes = scale_energy(scaling, readout, embedding, mask,
-                                                       axes)
+        self.readout, self.readout_axes, self.offset = scale_energy(
+            scaling, readout, embedding, mask, axes)
         self.embedding = embedding
         self.mask = mask
         self.estimator = estimator
@@ -101,8 +103,9 @@ class MeanFieldProblem(eqx.Module):
         """The `in_axes` that `jax.vmap` (or `eqx.filter_vmap`) needs to map over the
         sets of a batch, each then a problem of one set."""
         return eqx.tree_at(
-            lambda p: (p.readout, p.embedding, p.mask, p.noise, p.estimator, p.scaling),
-            self, (self.readout_axes, 0, 0, 0, None, None),
+            lambda p: (p.readout, p.embedding, p.mask, p.noise, p.offset, p.estimator,
+                       p.scaling),
+            self, (self.readout_axes, 0, 0, 0, 0, None, None),
             is_leaf=lambda x: x is None)
 
     def redrawn(self, key: PRNGKeyArray) -> "MeanFieldProblem":
@@ -112,7 +115,9 @@ class MeanFieldProblem(eqx.Module):
 
     def scaled_gradient(self, psi: Float[Array, "*batch n"]) -> Float[Array, "*batch n"]:
         r"""$\text{scale}(\nabla_\psi \tilde F(\psi))$, as the estimator estimates it;
-        on a batch the scaling sees every set at once (so that it may couple them)."""
+        on a batch the scaling sees every set at once (so that it may couple them).
+        Plus the scaling's offset, if it has one (see
+        [`setfix.AbstractScaling.gain_weight`][])."""
         if self.batched:
             grad = eqx.filter_vmap(
                 self.estimator.gradient, in_axes=(self.readout_axes, 0, 0, 0, 0)
@@ -120,7 +125,8 @@ class MeanFieldProblem(eqx.Module):
         else:
             grad = self.estimator.gradient(self.readout, self.embedding, psi, self.mask,
                                            self.noise)
-        return self.scaling(grad, self.mask)
+        scaled = self.scaling(grad, self.mask)
+        return scaled if self.offset is None else scaled + self.offset
 
     def fixed_point(self, psi: Float[Array, "*batch n"]) -> Float[Array, "*batch n"]:
         r"""The map $T(\psi) = \sigma(\text{scale}(\nabla \tilde F(\psi)))$, zero on

@@ -47,6 +47,15 @@ class AbstractScaling(eqx.Module):
         del readout, embedding, mask
         return None
 
+    def gain_weight(self, scale: Float[Array, " *batch"]) -> Float[Array, " *batch"] | None:
+        """Given the energy scale $c$ of each set, the weight $w$ with which the
+        singleton gains $g^0_i = F(\{i\}) - F(\emptyset)$ are added to the scaled
+        gradient, $T(\psi) = \sigma(\text{scale}(\hat g(\psi)) + w\, g^0)$, or
+        `None` for none. $g^0$ does not depend on $\psi$, so the map's Jacobian (and
+        its certificate) is unchanged."""
+        del scale
+        return None
+
     def linear_factor(self, mask: Bool[Array, "*batch n"]) -> Float[Array, " *batch"] | None:
         """The factor $k$ when the scaling is $\\hat g \\mapsto k \\hat g$ with $k$
         independent of $\\hat g$ (so the map's Lipschitz constant is certified by
@@ -187,10 +196,23 @@ class CertifiedScaling(AbstractScaling):
     The certificate is for the map with the exact multilinear extension; a Monte Carlo
     estimate of it is a piecewise-constant map whose jumps are not covered (the solve
     still reports per set whether it converged).
+
+    The certificate needs only the *interactions* scaled: the singleton gains
+    $g^0_i = F(\{i\}) - F(\emptyset) = \partial_i \tilde F(0)$ do not depend on
+    $\psi$. With `interactions_only=True` they keep their full strength,
+
+    $$T(\psi) = \sigma\big(g^0 + c\,(\nabla \tilde F(\psi) - g^0)\big),$$
+
+    the mean field of $F_c(S) = \sum_{i \in S} g^0_i + c\,\big(F(S) - F(\emptyset) -
+    \sum_{i \in S} g^0_i\big)$: the same Jacobian $c\,\operatorname{diag}(\sigma')H$
+    and certificate, but on large ground sets (where $B(V)$ grows with $n$ and $c$
+    shrinks) the per-item evidence is not shrunk with the interactions, so $\psi$ can
+    still reach 0 and 1 where the items alone decide.
     """
 
     omega: float = 0.9
     max_scale: float = 1.0
+    interactions_only: bool = False
     couples_batch: ClassVar[bool] = False
     preserves_symmetry: ClassVar[bool] = True
 
@@ -200,6 +222,9 @@ class CertifiedScaling(AbstractScaling):
                 f"`omega` must lie in (0, 1) for a contraction, got {self.omega!r}.")
         if not (isinstance(self.max_scale, (int, float)) and self.max_scale > 0):
             raise ValueError(f"`max_scale` must be positive, got {self.max_scale!r}.")
+        if not isinstance(self.interactions_only, bool):
+            raise TypeError("`interactions_only` must be True or False, got "
+                            f"{self.interactions_only!r}.")
 
     def __call__(self, grad, mask):
         return jnp.where(mask, grad, 0)  # the scale is applied to the energy
@@ -209,6 +234,9 @@ class CertifiedScaling(AbstractScaling):
         safe = jnp.where(bound > 0, bound, 1)
         return jnp.where(bound > 0, jnp.minimum(self.max_scale, 4 * self.omega / safe),
                          self.max_scale)
+
+    def gain_weight(self, scale):
+        return 1 - scale if self.interactions_only else None
 
     def linear_factor(self, mask):
         return jnp.ones(jnp.shape(mask)[:-1])
@@ -220,4 +248,7 @@ CertifiedScaling.__init__.__doc__ = """**Arguments:**
     (fewer solver steps) but lets the interactions act less.
 - `max_scale`: the largest scale, used when the interactions are weak (1: the energy
     as learned, i.e. the oracle model $p(S) \\propto e^{F(S)}$ at temperature 1).
+- `interactions_only`: scale only the interactions and keep the singleton gains
+    $F(\\{i\\}) - F(\\emptyset)$ at full strength (`False`: the whole energy is
+    scaled by $c$).
 """

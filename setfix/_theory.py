@@ -136,7 +136,8 @@ def interaction_certificate(
             "the certificate needs NoScaling, ConstantScaling or CertifiedScaling.")
     # The energy alone (no estimator samples): the bound is on the exact extension.
     readout, embedding, axes = pooled_split(f, items, batched=mask.ndim == 2, mask=mask)
-    readout, _ = scale_energy(scaling, readout, embedding, mask, axes)
+    # The offset of `gain_weight` does not depend on psi: the bound is the same.
+    readout, _, _ = scale_energy(scaling, readout, embedding, mask, axes)
     return factor * readout.interaction_bound(embedding, mask) / 4
 
 

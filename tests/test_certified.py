@@ -14,7 +14,7 @@ from hypothesis import given, strategies as st
 
 import setfix as sf
 
-from .helpers import multilinear_grad, multilinear_hessian, random_table
+from .helpers import multilinear_grad, multilinear_hessian, random_table, tree_dot
 
 
 SLOTS = 7
@@ -123,14 +123,16 @@ def _solve(f, items, mask, scaling, psi0):
 # omega is a static field of CertifiedScaling (each value compiles anew): a few values.
 @pytest.mark.slow
 @given(seed=st.integers(0, 2**16), n=st.integers(2, SLOTS), omega=st.sampled_from([0.5, 0.9]),
-       gain=st.floats(0.5, 4.0))
-def test_certificate_bounds_the_estimated_lipschitz_constant(seed, n, omega, gain):
+       gain=st.floats(0.5, 4.0), interactions_only=st.booleans())
+def test_certificate_bounds_the_estimated_lipschitz_constant(seed, n, omega, gain,
+                                                             interactions_only):
     """The certificate of CertifiedScaling(omega) is <= omega and >= the power-iteration
     estimate of |dT/dpsi| at random points; the map contracts: iteration from two random
-    starts meets, within iteration_bound(certificate, tol, n) steps."""
+    starts meets, within iteration_bound(certificate, tol, n) steps. The same with the
+    singleton gains kept at full strength (`interactions_only`)."""
     f, items, mask = _problem(seed, n, gain=gain)
     key = jax.random.key(seed)
-    scaling = sf.CertifiedScaling(omega)
+    scaling = sf.CertifiedScaling(omega, interactions_only=interactions_only)
     certificate = float(_certificate(f, items, mask, scaling))
     assert certificate <= omega * (1 + 1e-9)
     assert float(_estimate(f, items, mask, scaling, key)) <= certificate * (1 + 1e-6)
@@ -172,15 +174,118 @@ def test_scale_is_per_set_and_monotone():
     np.testing.assert_allclose(capped, 0.7)
 
 
-def test_certified_solution_depends_on_the_set_alone():
-    """In a batch each set is solved with its own scale: the same psi as alone."""
+@pytest.mark.parametrize("interactions_only", [False, True])
+def test_certified_solution_depends_on_the_set_alone(interactions_only):
+    """In a batch each set is solved with its own scale (and singleton gains): the same
+    psi as alone, and padding changes nothing."""
     f = _smooth(2, gain=2.0)
     items = jax.random.normal(jax.random.key(3), (3, 6, 3), jnp.float64)
-    mf = sf.MeanField(sf.Exact(), sf.CertifiedScaling(0.9),
-                      optx.FixedPointIteration(rtol=0.0, atol=1e-10), max_steps=1000)
-    batch = mf(f, items)
+    mask = jnp.array([[True] * 6, [True] * 4 + [False] * 2, [True] * 6])
+    scaling = sf.CertifiedScaling(0.9, interactions_only=interactions_only)
+    mf = sf.MeanField(sf.Exact(), scaling, optx.FixedPointIteration(rtol=0.0, atol=1e-10),
+                      max_steps=1000)
+    batch = mf(f, items, mask)
     for i in range(3):
-        np.testing.assert_allclose(batch.psi[i], mf(f, items[i]).psi, atol=1e-9)
+        alone = mf(f, items[i, :6 if i != 1 else 4])
+        np.testing.assert_allclose(batch.psi[i, :alone.psi.shape[0]], alone.psi, atol=1e-9)
+    assert float(jnp.max(jnp.abs(batch.psi[1, 4:]))) == 0
+
+
+def _tempered_map(values, psi, scale):
+    """sigma(g0 + c (grad F~(psi) - g0)) from the definition (enumeration)."""
+    g0 = multilinear_grad(values, np.zeros_like(psi))
+    grad = multilinear_grad(values, psi)
+    return 1 / (1 + np.exp(-(g0 + scale * (grad - g0))))
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, SLOTS), gain=st.floats(0.5, 6.0))
+def test_interactions_only_is_the_tempered_mean_field(seed, n, gain):
+    """With `interactions_only`, the map is sigma(g0 + c (grad F~ - g0)) with g0 the
+    singleton gains F({i}) - F(empty) and c = min(1, 4 omega / B): checked against
+    enumeration on a smooth DeepSet (with padding) and on a table, whose F(empty) is not
+    0; at c = 1 it is the plain certified map."""
+    f, items, mask = _problem(seed, n, gain=gain)
+    values = _real_values(f, items, n)
+    psi = np.random.default_rng(seed).uniform(0.05, 0.95, SLOTS)
+    scaling = sf.CertifiedScaling(0.9, interactions_only=True)
+    bound = 4 * float(_certificate(f, items, mask, sf.NoScaling()))
+    scale = min(1.0, 4 * 0.9 / bound) if bound > 0 else 1.0
+    got = sf.fixed_point_map(f, items, mask, jnp.asarray(psi), estimator=sf.Exact(),
+                             scaling=scaling)
+    np.testing.assert_allclose(got[:n], _tempered_map(values, psi[:n], scale),
+                               rtol=1e-8, atol=1e-12)
+    assert bool(jnp.all(got[n:] == 0))
+
+    table = random_table(jax.random.key(seed), 4, gain)
+    table_items = jnp.zeros((4, 1))
+    bound = float(table.interaction_bound(jnp.eye(4), jnp.ones(4, bool)))
+    scale = min(1.0, 4 * 0.9 / bound)
+    got = sf.fixed_point_map(table, table_items, None, jnp.asarray(psi[:4]),
+                             estimator=sf.Exact(), scaling=scaling)
+    np.testing.assert_allclose(got, _tempered_map(np.asarray(table.values), psi[:4], scale),
+                               rtol=1e-8, atol=1e-12)
+    plain = sf.fixed_point_map(table, table_items, None, jnp.asarray(psi[:4]),
+                               estimator=sf.Exact(), scaling=sf.CertifiedScaling(0.9))
+    if scale == 1.0:
+        np.testing.assert_allclose(got, plain, rtol=1e-12)
+
+
+def test_interactions_only_keeps_the_evidence_of_large_sets():
+    """On a large ground set with strong interactions the scale c is small: scaling the
+    whole energy shrinks the items' own evidence with it (psi stays near 1/2), keeping
+    the singleton gains at full strength does not (psi reaches 0 and 1), under the same
+    certificate."""
+    f = _smooth(6, gain=2.0)
+    f = eqx.tree_at(lambda g: (g.rho.layers[-1].weight, g.rho.layers[-1].bias), f,
+                    (3 * f.rho.layers[-1].weight, 3 * f.rho.layers[-1].bias))
+    items = jax.random.normal(jax.random.key(7), (60, 3), jnp.float64)
+    whole, free = (sf.CertifiedScaling(0.9, interactions_only=flag) for flag in (False, True))
+    assert float(_certificate(f, items, None, whole)) == pytest.approx(
+        float(_certificate(f, items, None, free)), rel=1e-12)
+    scale = 4 * float(_certificate(f, items, None, whole)) / (
+        4 * float(_certificate(f, items, None, sf.NoScaling())))
+    assert scale < 0.25
+    # The smooth DeepSet's closed form: Monte Carlo draws no samples, so it is exact
+    # (`Exact` refuses 60 items before it sees the readout).
+    solver = optx.FixedPointIteration(rtol=0.0, atol=1e-9)
+    psi_whole = sf.MeanField(sf.MonteCarlo(1), whole, solver)(f, items, key=jax.random.key(0)).psi
+    sol = sf.MeanField(sf.MonteCarlo(1), free, solver)(f, items, key=jax.random.key(0))
+    assert bool(sol.converged)
+    # Measured: c = 0.18; decided items (|psi - 1/2| > 0.4): 73 % against none.
+    decided = lambda psi: float(jnp.mean(jnp.abs(psi - 0.5) > 0.4))  # noqa: E731
+    assert decided(psi_whole) == 0 and decided(sol.psi) > 0.5
+
+
+@pytest.mark.slow
+def test_interactions_only_implicit_gradient_matches_finite_differences():
+    """The gradient of a loss of psi* through the solve (implicit adjoint, exact
+    estimator, float64), now also through the singleton gains, against central
+    differences in the parameters and the items; error O(eps^2) + O(tol / eps)."""
+    f, items, mask = _problem(3, 6, gain=3.0)
+    scaling = sf.CertifiedScaling(0.9, interactions_only=True)
+    mf = sf.MeanField(sf.Exact(), scaling, optx.FixedPointIteration(rtol=0.0, atol=1e-12),
+                      max_steps=2000)
+    weights = jax.random.normal(jax.random.key(1), (SLOTS,), jnp.float64)
+    assert bool(mf(f, items, mask).converged)
+
+    @eqx.filter_jit
+    def loss(params):
+        f, items = params
+        return jnp.dot(weights, mf(f, items, mask).psi)
+
+    params = (f, items)
+    grad = eqx.filter(eqx.filter_jit(eqx.filter_grad(loss))(params), eqx.is_inexact_array)
+    leaves, treedef = jax.tree.flatten(eqx.filter(params, eqx.is_inexact_array))
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    direction = jax.tree.unflatten(
+        treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)])
+    eps = 1e-6
+    analytic = float(tree_dot(grad, direction))
+    plus = eqx.apply_updates(params, jax.tree.map(lambda d: eps * d, direction))
+    minus = eqx.apply_updates(params, jax.tree.map(lambda d: -eps * d, direction))
+    numeric = (float(loss(plus)) - float(loss(minus))) / (2 * eps)
+    assert abs(analytic - numeric) <= 1e-5 * max(1.0, abs(numeric)), (analytic, numeric)
+    assert abs(analytic) > 1e-8
 
 
 def test_certified_psi_moves_freely():
@@ -204,6 +309,8 @@ def test_bad_input():
             sf.CertifiedScaling(omega)
     with pytest.raises(ValueError, match="max_scale"):
         sf.CertifiedScaling(0.9, max_scale=0.0)
+    with pytest.raises(TypeError, match="interactions_only"):
+        sf.CertifiedScaling(0.9, interactions_only="yes")
     plain = sf.DeepSet(3, hidden=4, width=6, key=jax.random.key(0))
     items = jnp.ones((5, 3))
     with pytest.raises(TypeError, match="no interaction certificate"):

@@ -161,9 +161,23 @@ def test_train_certified_on_an_interaction_task(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["test_converged"] == 1 and results["history"][0]["train_converged"] == 1
     assert 0 <= results["test_scores"]["jaccard_threshold"] <= 100
-    with pytest.raises(SystemExit, match="energy"):
-        main(["train", *TINY, "--dataset", "substitutes", "--scaling", "certified",
-              "--out", str(tmp_path / "bad")])
+    for scaling in ("certified", "certified-interactions"):
+        with pytest.raises(SystemExit, match="energy"):
+            main(["train", *TINY, "--dataset", "substitutes", "--scaling", scaling,
+                  "--out", str(tmp_path / "bad")])
+
+
+def test_the_certified_scalings_by_name():
+    """`--scaling certified-interactions` is `CertifiedScaling(omega,
+    interactions_only=True)`, labelled apart from `certified`."""
+    from setfix.experiments import build_method, Experiment
+
+    for name, only in (("certified", False), ("certified-interactions", True)):
+        config = Experiment(dataset="substitutes", root=None, energy="smooth",
+                            scaling=name, omega=0.8)
+        scaling = build_method(config).scaling
+        assert scaling == sf.CertifiedScaling(0.8, interactions_only=only)
+        assert f"-idiffmf-{name}-smooth-" in config.name
 
 
 def test_the_method_options_build_the_published_baselines():

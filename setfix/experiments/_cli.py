@@ -45,12 +45,13 @@ def _experiment_options(p, *, epochs, learning_rate=True):
     d = Experiment()
     # Types only: `Experiment` checks the values (once, for every entry point).
     p.add_argument("--scaling", choices=list(names.SCALINGS), default=d.scaling,
-                   help="iDiffMF scaling: fro, nuc, c (constant), none or certified "
-                   "(needs a smooth --energy) [%(default)s]")
+                   help="iDiffMF scaling: fro, nuc, c (constant), none, certified or "
+                   "certified-interactions (only the interactions scaled; both need a "
+                   "smooth --energy) [%(default)s]")
     p.add_argument("--c", type=float, default=d.c,
                    help="constant of --scaling c [%(default)s]")
     p.add_argument("--omega", type=float, default=d.omega,
-                   help="certified contraction factor of --scaling certified, in (0, 1) "
+                   help="certified contraction factor of the certified scalings, in (0, 1) "
                    "[%(default)s]")
     p.add_argument("--over", choices=names.OVER, default=d.over,
                    help="norm per set or over the batch (published) [%(default)s]")

@@ -24,9 +24,11 @@ class Experiment:
     `complements`, `amazon:<category>`, `compounds[:<target>]`, `bindingdb[:<target>]`
     or `celeba`), `root` (the data directory or file, for datasets read from files; set
     to `None` for those made in memory), `method` (`idiffmf`, `onestep`, `diffmf`,
-    `equivset_ind` or `equivset_copula`), `scaling` (`fro`, `nuc`, `c`, `none` or
-    `certified`; iDiffMF and the one-step gradient), `c` (of `ConstantScaling`), `over` (`set` or
-    `batch`), `omega` (of `CertifiedScaling`, for `scaling="certified"`),
+    `equivset_ind` or `equivset_copula`), `scaling` (`fro`, `nuc`, `c`, `none`,
+    `certified`, or `certified-interactions` which scales only the interactions and keeps
+    the singleton gains at full strength; iDiffMF and the one-step gradient), `c` (of
+    `ConstantScaling`), `over` (`set` or `batch`), `omega` (of `CertifiedScaling`, for
+    the certified scalings),
     `num_samples`, `max_steps` (of the iDiffMF and one-step solves, 20 as in
     the reference code; a set still moving after them is reported as not converged),
     `seed`, `epochs`, `patience`, `learning_rate`, `weight_decay` (an L2 penalty, see
@@ -41,7 +43,7 @@ class Experiment:
     references' DeepSet; `smooth`, `DeepSet(smooth=True)` whose interactions are
     certified; `superset` and `attention`, `setfix.SupersetDeepSet` and
     `setfix.AttentionSet`, which see the ground set, and their certified
-    `superset-smooth` and `attention-smooth`; `scaling="certified"` needs a smooth one,
+    `superset-smooth` and `attention-smooth`; the certified scalings need a smooth one,
     EquiVSet a DeepSet), `copula` (EquiVSet_copula's noise:
     `published`, the original code's, or `standardised` before the normal CDF; other
     methods ignore it), `draws` (DiffMF's samples: `fresh` for every item and step as
@@ -120,9 +122,9 @@ class Experiment:
             raise ValueError(f"`c` must be positive, got {self.c!r}.")
         if not 0 < self.omega < 1:
             raise ValueError(f"`omega` must lie in (0, 1), got {self.omega!r}.")
-        if self.scaling == "certified" and self.energy not in _registry.SMOOTH:
+        if self.scaling in _registry.CERTIFIED and self.energy not in _registry.SMOOTH:
             raise ValueError(
-                "`scaling='certified'` needs an energy with an interaction bound: "
+                f"`scaling={self.scaling!r}` needs an energy with an interaction bound: "
                 f"`energy` one of {', '.join(_registry.SMOOTH)}, got "
                 f"{self.energy!r}.")
         if self.method in _registry.AMORTISED and self.energy not in _registry.POOLED:

@@ -86,7 +86,10 @@ SCALINGS: dict[str, Callable[[Any], AbstractScaling]] = {
     "c": lambda x: ConstantScaling(x.c),
     "none": lambda x: NoScaling(),
     "certified": lambda x: CertifiedScaling(x.omega),
+    "certified-interactions": lambda x: CertifiedScaling(x.omega, interactions_only=True),
 }
+# The scalings whose energy scale comes from a certificate (they need a smooth energy).
+CERTIFIED = ("certified", "certified-interactions")
 # Methods, from a configuration, its scaling and the solves' step budget.
 METHODS: dict[str, Callable[[Any, AbstractScaling, int], AbstractMethod]] = {
     "idiffmf": lambda x, scaling, steps: idiffmf(
