@@ -3,6 +3,7 @@
 import contextlib
 import itertools
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jaxtyping
@@ -72,6 +73,33 @@ def multilinear_hessian(values, psi):
 def tree_dot(a, b):
     leaves = zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b))
     return sum(jnp.vdot(x, y) for x, y in leaves)
+
+
+def random_like(tree, key):
+    """A standard normal direction with the inexact-array leaves of `tree`."""
+    leaves, treedef = jax.tree.flatten(eqx.filter(tree, eqx.is_inexact_array))
+    keys = jax.random.split(key, len(leaves))
+    return jax.tree.unflatten(
+        treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
+    )
+
+
+def fd_check(loss, params, directions, eps=1e-6, rtol=1e-5):
+    """<grad loss, d> against a central difference along each d in `directions`
+    (in float64: error O(eps^2) + O(solver tolerance / eps)); returns the analytic
+    values. The loss is compiled once and reused for every difference."""
+    loss = eqx.filter_jit(loss)
+    grad = eqx.filter(eqx.filter_jit(eqx.filter_grad(loss))(params), eqx.is_inexact_array)
+    analytic_values = []
+    for direction in directions:
+        analytic = float(tree_dot(grad, eqx.filter(direction, eqx.is_inexact_array)))
+        step = lambda sign: jax.tree.map(lambda d: sign * eps * d, direction)  # noqa: E731
+        plus = eqx.apply_updates(params, step(1))
+        minus = eqx.apply_updates(params, step(-1))
+        numeric = (float(loss(plus)) - float(loss(minus))) / (2 * eps)
+        assert abs(analytic - numeric) <= rtol * max(1.0, abs(numeric)), (analytic, numeric)
+        analytic_values.append(analytic)
+    return analytic_values
 
 
 @contextlib.contextmanager

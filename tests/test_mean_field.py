@@ -16,7 +16,7 @@ import pytest
 import setfix as sf
 from setfix._evaluator import split_set_function
 
-from .helpers import random_table, tree_dot, unchecked
+from .helpers import fd_check, random_like, random_table, unchecked
 
 
 TOL = 1e-10
@@ -65,31 +65,6 @@ def test_issue_snippet_runs_as_written_in_float32():
     assert out.stdout.strip() == "ok"
 
 
-def _fd_check(loss, params, directions, eps=1e-6, rtol=1e-5):
-    """<grad loss, d> against a central difference along each d in `directions`.
-    The loss is compiled once and reused for every difference."""
-    loss = eqx.filter_jit(loss)
-    grad = eqx.filter(eqx.filter_jit(eqx.filter_grad(loss))(params), eqx.is_inexact_array)
-    for direction in directions:
-        analytic = float(tree_dot(grad, eqx.filter(direction, eqx.is_inexact_array)))
-        step = lambda sign: jax.tree.map(lambda d: sign * eps * d, direction)  # noqa: E731
-        plus = eqx.apply_updates(params, step(1))
-        minus = eqx.apply_updates(params, step(-1))
-        numeric = (float(loss(plus)) - float(loss(minus))) / (2 * eps)
-        assert abs(analytic - numeric) <= rtol * max(1.0, abs(numeric)), (
-            analytic,
-            numeric,
-        )
-
-
-def _random_like(tree, key):
-    leaves, treedef = jax.tree.flatten(eqx.filter(tree, eqx.is_inexact_array))
-    keys = jax.random.split(key, len(leaves))
-    return jax.tree.unflatten(
-        treedef, [jax.random.normal(k, x.shape, x.dtype) for k, x in zip(keys, leaves)]
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("linear_solver", list(LINEAR_SOLVERS))
 @pytest.mark.parametrize("solver", list(SOLVERS))
@@ -123,11 +98,11 @@ def test_implicit_gradients_match_finite_differences(solver, linear_solver):
     params = (table, f, items)
     zero = jax.tree.map(jnp.zeros_like, eqx.filter(params, eqx.is_inexact_array))
     directions = [
-        eqx.tree_at(lambda p: p[0], zero, _random_like(table, jax.random.key(3))),
-        eqx.tree_at(lambda p: p[1], zero, _random_like(f, jax.random.key(4))),
+        eqx.tree_at(lambda p: p[0], zero, random_like(table, jax.random.key(3))),
+        eqx.tree_at(lambda p: p[1], zero, random_like(f, jax.random.key(4))),
         eqx.tree_at(lambda p: p[2], zero, jax.random.normal(jax.random.key(5), items.shape)),
     ]
-    _fd_check(loss, params, directions)
+    fd_check(loss, params, directions)
 
 
 @pytest.mark.slow
@@ -294,7 +269,7 @@ def test_batch_coupled_scaling():
     coupled = _exact_mf(scaling=sf.BatchNormScaling("nuc"))
     w = jax.random.normal(jax.random.key(3), (b, n), jnp.float64)
     loss = lambda x: jnp.sum(w * coupled(f, x).psi)  # noqa: E731
-    _fd_check(loss, items, [jax.random.normal(jax.random.key(4), items.shape)])
+    fd_check(loss, items, [jax.random.normal(jax.random.key(4), items.shape)])
 
 
 def test_warm_start_and_fixed_point_functions():
