@@ -50,6 +50,8 @@ from ._common import pyplot, RESULTS, save, save_figure
 
 
 TASKS = ("substitutes", "coverage", "complements", "moons", "gaussian")
+# The sizes of the recorded runs (the command line's defaults).
+SIZES = dict(train_sets=1000, val_sets=500, test_sets=1000, epochs=15, patience=6)
 VARIANTS = ("modular", "norm", "norm_all", "certified", "certified_onestep",
             "certified_neg1", "certified_lowrank", "superset", "attention",
             "attention_certified", "superset_certified", "certified_interactions",
@@ -217,11 +219,8 @@ def main(argv=None):
     parser.add_argument("--tasks", default="substitutes,coverage,complements")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--train-sets", type=int, default=1000)
-    parser.add_argument("--val-sets", type=int, default=500)
-    parser.add_argument("--test-sets", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--patience", type=int, default=6)
+    for name, value in SIZES.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=int, default=value)
     parser.add_argument("--collect", action="store_true",
                         help="only gather the records already saved (run nothing)")
     args = parser.parse_args(argv)
@@ -265,6 +264,11 @@ def main(argv=None):
           "variants": sorted({r["variant"] for r in records}, key=VARIANTS.index),
           **sizes},
          {"summary": summary, "markdown": table})
+
+
+def documented_table() -> str:
+    """The table of `docs/assets/interactions.md`: every record at the default sizes."""
+    return markdown(summarise(gather(RESULTS / "interactions", SIZES))) + "\n"
 
 
 def gather(folder, sizes):

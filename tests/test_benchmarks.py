@@ -133,6 +133,14 @@ def test_energies_table_is_the_documented_one():
     assert real_data.energies_table() == documented
 
 
+def test_interactions_table_is_the_documented_one():
+    """`docs/assets/interactions.md` is what the recorded interaction runs give."""
+    from benchmarks import interactions
+
+    documented = (Path(__file__).parents[1] / "docs/assets/interactions.md").read_text()
+    assert interactions.documented_table() == documented
+
+
 def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(real_data, "RECORDS", tmp_path)
     monkeypatch.setattr(real_data, "EARLIER", tmp_path / "earlier.json")
