@@ -48,7 +48,7 @@ class AbstractScaling(eqx.Module):
         return None
 
     def gain_weight(self, scale: Float[Array, " *batch"]) -> Float[Array, " *batch"] | None:
-        """Given the energy scale $c$ of each set, the weight $w$ with which the
+        r"""Given the energy scale $c$ of each set, the weight $w$ with which the
         singleton gains $g^0_i = F(\{i\}) - F(\emptyset)$ are added to the scaled
         gradient, $T(\psi) = \sigma(\text{scale}(\hat g(\psi)) + w\, g^0)$, or
         `None` for none. $g^0$ does not depend on $\psi$, so the map's Jacobian (and
