@@ -81,9 +81,22 @@ def test_exact_padding_has_zero_probability():
     assert np.all(grad[3:] == 0)
 
 
-def test_exact_refuses_large_sets():
+def test_exact_refuses_large_sets_unless_closed_form():
+    """Enumeration stops at 20 items; a closed-form multilinear extension does not
+    enumerate, so `Exact` takes it at any size (the same map as Monte Carlo, which
+    draws nothing for it)."""
+    f = sf.DeepSet(2, hidden=4, width=4, key=jax.random.key(0))
+    items = jax.random.normal(jax.random.key(1), (21, 2))
     with pytest.raises(ValueError, match="exceeds the limit of 20"):
-        sf.Exact().noise(jax.random.key(0), 21)
+        sf.fixed_point_map(f, items, None, jnp.full(21, 0.5), estimator=sf.Exact(),
+                           scaling=sf.NormScaling())
+    smooth = sf.DeepSet(2, hidden=4, width=4, smooth=True, key=jax.random.key(0))
+    items = jax.random.normal(jax.random.key(1), (60, 2))
+    psi = jax.random.uniform(jax.random.key(2), (60,))
+    exact, sampled = (sf.fixed_point_map(smooth, items, None, psi, estimator=estimator,
+                                         scaling=sf.NoScaling(), key=jax.random.key(3))
+                      for estimator in (sf.Exact(), sf.MonteCarlo(1)))
+    np.testing.assert_allclose(exact, sampled, rtol=1e-6)
 
 
 @pytest.mark.parametrize("per_coordinate", [False, True])
