@@ -25,6 +25,10 @@ from ._encoders import (
 from ._equivset import EquiVSet as EquiVSet
 from ._estimator import AbstractEstimator as AbstractEstimator
 from ._exact import Exact as Exact
+from ._expected_jaccard import (
+    expected_jaccard_of_prefixes as expected_jaccard_of_prefixes,
+    predict_expected_jaccard as predict_expected_jaccard,
+)
 from ._fit import (
     default_optimizer as default_optimizer,
     DivergenceError as DivergenceError,

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from ._checkpoint import load_training_state, save_training_state
 from ._dataset import as_compute_dtype, SetDataset
+from ._expected_jaccard import predict_expected_jaccard
 from ._losses import check_neg_num, sample_negatives
 from ._method import AbstractMethod
 from ._metrics import (
@@ -108,6 +109,7 @@ def evaluate_batch(model, method, items, mask, target, key):
         "jaccard": jaccard(pred, target, mask),
         "jaccard_threshold": jaccard(predict_threshold(psi, mask), target, mask),
         "jaccard_size": jaccard(predict_size(psi, mask), target, mask),
+        "jaccard_expected": jaccard(predict_expected_jaccard(psi, mask), target, mask),
         "brier": brier_score(psi, target, mask),
         "size_error": size_error(psi, target, mask),
         "max_deviation": jnp.max(jnp.where(mask, jnp.abs(psi - 0.5), 0), axis=-1),
@@ -145,13 +147,16 @@ def evaluate(
         ([`setfix.predict_threshold`][]);
     - `jaccard_size`: the same for the top-$\\operatorname{round}(\\sum\\psi)$ rule
         ([`setfix.predict_size`][]);
+    - `jaccard_expected`: the same for the top-$k$ rule with $k$ chosen to maximise
+        the expected Jaccard index under the mean field
+        ([`setfix.predict_expected_jaccard`][]);
     - `brier`, `ece`: the Brier score and the expected calibration error (15 bins) of
         $\\psi$ as inclusion probabilities;
     - `size_error`: the mean of $|\\sum_j \\psi_j - |S^*||$;
     - `max_deviation`: the largest $|\\psi_j - 1/2|$ seen (how far the mean field moved
         from the uniform distribution);
     - `converged`: the fraction of sets whose solve converged;
-    - `empty_targets`: how many sets have an empty $S^*$. The three Jaccard figures
+    - `empty_targets`: how many sets have an empty $S^*$. The four Jaccard figures
         leave them out (on them the top-$|S^*|$ rule predicts nothing and would score
         100 whatever the model); the other figures include them.
 
@@ -185,7 +190,8 @@ def evaluate(
     values = {name: np.concatenate(parts) for name, parts in per_set.items()}
     nonempty = values["nonempty"]  # a SetDataset has at least one
     out = {name: 100 * float(np.mean(values[name][nonempty]))
-           for name in ("jaccard", "jaccard_threshold", "jaccard_size")}
+           for name in ("jaccard", "jaccard_threshold", "jaccard_size",
+                        "jaccard_expected")}
     out.update(brier=float(np.mean(values["brier"])),
                ece=float(expected_calibration_error(bins)),
                size_error=float(np.mean(values["size_error"])),

@@ -161,6 +161,8 @@ def test_train_certified_on_an_interaction_task(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["test_converged"] == 1 and results["history"][0]["train_converged"] == 1
     assert 0 <= results["test_scores"]["jaccard_threshold"] <= 100
+    assert 0 <= results["test_scores"]["jaccard_expected"] <= 100
+    assert "most expected Jaccard" in printed
     for scaling in ("certified", "certified-interactions"):
         with pytest.raises(SystemExit, match="energy"):
             main(["train", *TINY, "--dataset", "substitutes", "--scaling", scaling,

@@ -226,6 +226,8 @@ def test_evaluate_reports_size_free_and_calibration_figures(data):
         "jaccard_threshold": 100 * sf.jaccard(sf.predict_threshold(psi, mask), target,
                                               mask).mean(),
         "jaccard_size": 100 * sf.jaccard(sf.predict_size(psi, mask), target, mask).mean(),
+        "jaccard_expected": 100 * sf.jaccard(sf.predict_expected_jaccard(psi, mask), target,
+                                             mask).mean(),
         "brier": sf.brier_score(psi, target, mask).mean(),
         "ece": sf.expected_calibration_error(psi, target, mask),
         "size_error": sf.size_error(psi, target, mask).mean(),

@@ -10,7 +10,9 @@ from ._config import Experiment
 def format_scores(scores: dict) -> str:
     """The size-free and calibration figures of a test evaluation, on one line."""
     return (f"size-free test Jaccard: {scores['jaccard_threshold']:.2f} (psi > 1/2), "
-            f"{scores['jaccard_size']:.2f} (top round(sum psi)); calibration: Brier "
+            f"{scores['jaccard_size']:.2f} (top round(sum psi)), "
+            f"{scores['jaccard_expected']:.2f} (top k of most expected Jaccard); "
+            f"calibration: Brier "
             f"{scores['brier']:.4f}, ECE {scores['ece']:.4f}; |sum psi - |S*||: "
             f"{scores['size_error']:.2f}; max |psi - 1/2|: {scores['max_deviation']:.4f}")
 
