@@ -148,6 +148,9 @@ def summarise(records):
                 "jaccard_one_step": stat(lambda r: r["one_step"]["jaccard"]),
                 "jaccard_threshold": stat(lambda r: r["solved"]["jaccard_threshold"]),
                 "jaccard_size": stat(lambda r: r["solved"]["jaccard_size"]),
+                # Records made before the rule existed lack it: NaN, shown as blank.
+                "jaccard_expected": stat(
+                    lambda r: r["solved"].get("jaccard_expected", np.nan)),
                 "ece": stat(lambda r: r["solved"]["ece"]),
                 "brier": stat(lambda r: r["solved"]["brier"]),
                 "size_error": stat(lambda r: r["solved"]["size_error"]),
@@ -162,9 +165,10 @@ def summarise(records):
 def markdown(summary) -> str:
     """The summary as a Markdown table."""
     lines = ["| task | variant | seeds | top-\\|S*\\| solved | one step from ½ | ψ > ½ | "
-             "top-round(Σψ) | ECE | \\|Σψ − \\|S*\\|\\| | max \\|ψ − ½\\| | converged "
-             "(test / worst train epoch) | s per epoch |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "top-round(Σψ) | top-k of most E[J] | ECE | \\|Σψ − \\|S*\\|\\| | "
+             "max \\|ψ − ½\\| | converged (test / worst train epoch) | s per epoch |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+             "| --- |"]
     for task, by_variant in summary.items():
         for variant in VARIANTS:
             c = by_variant.get(variant)
@@ -172,11 +176,12 @@ def markdown(summary) -> str:
                 continue
             def pm(name, digits=2):
                 mean, std = c[name]
-                return f"{mean:.{digits}f} ± {std:.{digits}f}"
+                return "" if np.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
             lines.append(
                 f"| {task} | {variant} | {c['seeds']} | {pm('jaccard')} | "
                 f"{pm('jaccard_one_step')} | {pm('jaccard_threshold')} | "
-                f"{pm('jaccard_size')} | {pm('ece', 3)} | {pm('size_error')} | "
+                f"{pm('jaccard_size')} | {pm('jaccard_expected')} | {pm('ece', 3)} | "
+                f"{pm('size_error')} | "
                 f"{c['max_deviation'][0]:.3f} | {100 * c['converged'][0]:.1f} % / "
                 f"{100 * c['train_converged_min']:.1f} % | "
                 f"{c['seconds_per_epoch'][0]:.1f} |")
