@@ -10,6 +10,13 @@ from jaxtyping import Array, ArrayLike, Bool, Float
 from ._metrics import predict
 
 
+def num_nodes(n: int) -> int:
+    """Gauss–Legendre nodes for sets of `n` items: ceil(n/2) is exact (the integrand's
+    degree is n - 1); ceil(3 sqrt(n)) + 8 keeps the relative error below 1e-9 for
+    larger sets at O(n sqrt(n)) cost."""
+    return max(1, min(math.ceil(n / 2), math.ceil(3 * math.sqrt(n)) + 8))
+
+
 def expected_jaccard_of_prefixes(
     psi: Float[ArrayLike, "*batch n"], mask: Bool[ArrayLike, "*batch n"]
 ) -> Float[Array, "*batch n+1"]:
@@ -23,10 +30,14 @@ def expected_jaccard_of_prefixes(
     $\mathbb{E}[J] = \mathbb{E}[a]\,\mathbb{E}[1/(k+b)]
     = \big(\sum_{i \le k} \psi_{(i)}\big) \int_0^1 t^{k-1}
     \prod_{j > k} \big(1 - \psi_{(j)}(1 - t)\big)\, dt$
-    (from $1/x = \int_0^1 t^{x-1} dt$); the integrand is a polynomial of degree
-    $n - 1$, which Gauss–Legendre quadrature with $\lceil n/2 \rceil$ nodes integrates
-    exactly. $A_0 = \emptyset$ scores $\prod_j (1 - \psi_j)$ (the Jaccard index of two
-    empty sets is 1). Cost $O(n^2)$ per set, no enumeration."""
+    (from $1/x = \int_0^1 t^{x-1} dt$). The integrand is a polynomial of degree
+    $n - 1$, integrated by Gauss–Legendre quadrature with
+    $m = \min(\lceil n/2 \rceil, \lceil 3\sqrt n\,\rceil + 8)$ nodes: exactly up to
+    about 50 items, and beyond that to a relative error below $10^{-9}$ up to $10^4$
+    items (its sharpest case is $t^{n-1}$, which $m \propto \sqrt n$ nodes resolve;
+    the tests check it). $A_0 = \emptyset$ scores $\prod_j (1 - \psi_j)$ (the
+    Jaccard index of two empty sets is 1). Cost $O(n \sqrt n)$ per set, no
+    enumeration."""
     psi = jnp.asarray(psi)
     if jnp.shape(mask) != psi.shape:
         raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
@@ -36,7 +47,7 @@ def expected_jaccard_of_prefixes(
     p = jnp.where(mask, psi, 0.0)
     order = jnp.argsort(jnp.where(mask, -psi, jnp.inf), axis=-1, stable=True)
     p = jnp.take_along_axis(p, order, axis=-1)
-    nodes, weights = np.polynomial.legendre.leggauss(max(1, math.ceil(n / 2)))
+    nodes, weights = np.polynomial.legendre.leggauss(num_nodes(n))
     t = jnp.asarray((nodes + 1) / 2, psi.dtype)  # on [0, 1]
     w = jnp.asarray(weights / 2, psi.dtype)
     # log prod_{j > k} (1 - p_j (1 - t)) for k = 0..n: reverse cumulative sums.
