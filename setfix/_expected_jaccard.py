@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
 
-from ._metrics import predict
+from ._metrics import check_mask_shape, predict
 
 
 def num_nodes(n: int) -> int:
@@ -38,9 +38,7 @@ def expected_jaccard_of_prefixes(
     the tests check it). $A_0 = \emptyset$ scores $\prod_j (1 - \psi_j)$ (the
     Jaccard index of two empty sets is 1). Cost $O(n \sqrt n)$ per set, no
     enumeration."""
-    psi = jnp.asarray(psi)
-    if jnp.shape(mask) != psi.shape:
-        raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
+    psi = check_mask_shape(psi, mask)
     n = psi.shape[-1]
     mask = jnp.asarray(mask, bool)
     # Real items first, by decreasing psi (stable: ties by position, as `predict`).

@@ -20,9 +20,7 @@ def predict(
     - `k`: the subset size, one per set or one for all; more than the set's real items
         is an error (also under `jit`).
     """
-    psi = jnp.asarray(psi)
-    if jnp.shape(mask) != psi.shape:
-        raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
+    psi = check_mask_shape(psi, mask)
     k = jnp.broadcast_to(jnp.asarray(k), psi.shape[:-1])
     size = jnp.sum(mask, axis=-1).astype(k.dtype)
     k = eqx.error_if(k, (k < 0) | (k > size),
@@ -38,9 +36,7 @@ def predict_threshold(
 ) -> Bool[Array, "*batch n"]:
     r"""The real items with $\psi_j > $ `threshold`: the mode of the mean field for
     `threshold = 0.5`, which needs no knowledge of $|S^*|$."""
-    psi = jnp.asarray(psi)
-    if jnp.shape(mask) != psi.shape:
-        raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
+    psi = check_mask_shape(psi, mask)
     return mask & (psi > threshold)
 
 
@@ -68,9 +64,7 @@ def predict_size(
     r"""The $\operatorname{round}(\sum_j \psi_j)$ real items with the largest $\psi$: the
     mean field's own expected size instead of the oracle's $|S^*|$ (size-free, like
     [`setfix.predict_threshold`][])."""
-    psi = jnp.asarray(psi)
-    if jnp.shape(mask) != psi.shape:
-        raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
+    psi = check_mask_shape(psi, mask)
     size = jnp.round(jnp.sum(jnp.where(mask, psi, 0), axis=-1)).astype(jnp.int32)
     return predict(psi, mask, jnp.clip(size, 0, jnp.sum(mask, axis=-1, dtype=jnp.int32)))
 
@@ -137,6 +131,14 @@ def size_error(
     subset size is from the oracle's."""
     psi, target, mask = _check_same(psi, target, mask)
     return jnp.abs(jnp.sum(jnp.where(mask, psi - target.astype(psi.dtype), 0), axis=-1))
+
+
+def check_mask_shape(psi, mask) -> Array:
+    """`psi` as an array, after checking that `mask` has its shape."""
+    psi = jnp.asarray(psi)
+    if jnp.shape(mask) != psi.shape:
+        raise ValueError(f"`mask` must have shape {psi.shape}, got {jnp.shape(mask)}.")
+    return psi
 
 
 def _check_same(psi, target, mask):
