@@ -3,6 +3,7 @@ field."""
 
 import math
 
+import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float
@@ -41,6 +42,9 @@ def expected_jaccard_of_prefixes(
     psi = check_mask_shape(psi, mask)
     n = psi.shape[-1]
     mask = jnp.asarray(mask, bool)
+    # Logits passed for probabilities would give a silently wrong expectation.
+    psi = eqx.error_if(psi, mask & ((psi < 0) | (psi > 1)),
+                       "`psi` must be probabilities in [0, 1] on the real items.")
     # Real items first, by decreasing psi (stable: ties by position, as `predict`).
     p = jnp.where(mask, psi, 0.0)
     order = jnp.argsort(jnp.where(mask, -psi, jnp.inf), axis=-1, stable=True)

@@ -2,6 +2,7 @@
 
 import itertools
 
+import equinox as eqx
 import hypothesis.strategies as st
 import jax
 import jax.numpy as jnp
@@ -126,7 +127,15 @@ def test_fewer_nodes_for_large_sets():
     np.testing.assert_allclose(got, exact, rtol=1e-9)
 
 
-def test_bad_shapes():
+def test_bad_input():
     # jaxtyping's check (on in the tests) or the function's own: both name `mask`.
     with pytest.raises((ValueError, TypeError), match="mask"):
         sf.predict_expected_jaccard(jnp.zeros((2, 3)), jnp.ones((2, 4), bool))
+    # Logits instead of probabilities; a padded item's value is never checked.
+    with pytest.raises(eqx.EquinoxRuntimeError, match="`psi` must be probabilities"):
+        sf.predict_expected_jaccard(jnp.array([0.2, 1.5]), jnp.ones(2, bool))
+    # Under jit the check fires inside the compiled call (CPU: wrapped by JAX).
+    with pytest.raises((eqx.EquinoxRuntimeError, jax.errors.JaxRuntimeError),
+                       match="`psi` must be probabilities"):
+        jax.jit(sf.expected_jaccard_of_prefixes)(jnp.array([-0.1, 0.5]), jnp.ones(2, bool))
+    sf.predict_expected_jaccard(jnp.array([0.2, 1.5]), jnp.array([True, False]))
