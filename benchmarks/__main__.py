@@ -1,6 +1,7 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
 gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end,
-pooled_items, interactions, pairwise_ceiling, large_sets, roofline, device; default:
+pooled_items, interactions, pairwise_ceiling, large_sets, roofline, expected_jaccard,
+device; default:
 all), each writing JSON and PNG under benchmarks/results/. The options (e.g. `--quick`)
 go to every named benchmark."""
 
@@ -10,6 +11,7 @@ from . import (
     compile_time,
     device,
     end_to_end,
+    expected_jaccard,
     floor,
     gradients,
     implicit_fd,
@@ -40,6 +42,7 @@ BENCHMARKS = {
     "pairwise_ceiling": pairwise_ceiling.main,
     "large_sets": large_sets.main,
     "roofline": roofline.main,
+    "expected_jaccard": expected_jaccard.main,
     "device": device.main,
 }
 
