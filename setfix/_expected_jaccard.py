@@ -19,12 +19,25 @@ def num_nodes(n: int) -> int:
 
 
 def expected_jaccard_of_prefixes(
-    psi: Float[ArrayLike, "*batch n"], mask: Bool[ArrayLike, "*batch n"]
+    psi: Float[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
+    *,
+    nonempty: bool = True,
 ) -> Float[Array, "*batch n+1"]:
-    r"""$\mathbb{E}_{Y \sim q_\psi}[J(A_k, Y)]$ for $k = 0, \dots, n$, where $q_\psi$
-    is the mean field (independent $Y_j \sim \text{Bernoulli}(\psi_j)$ over the real
-    items) and $A_k$ the $k$ real items with the largest $\psi$ (ties broken by
-    position); $-\infty$ where $k$ exceeds the set's real items.
+    r"""$\mathbb{E}_{Y \sim q_\psi}[J(A_k, Y) \mid Y \neq \emptyset]$ for
+    $k = 0, \dots, n$, where $q_\psi$ is the mean field (independent
+    $Y_j \sim \text{Bernoulli}(\psi_j)$ over the real items) and $A_k$ the $k$ real
+    items with the largest $\psi$ (ties broken by position); $-\infty$ where $k$
+    exceeds the set's real items. With `nonempty=False`, the expectation over every
+    $Y$, the empty set included.
+
+    The oracle's sets are never empty (an optimal subset is a subset chosen), while
+    the mean field gives $Y = \emptyset$ the probability $P_0 = \prod_j (1 - \psi_j)$,
+    which is large where every $\psi_j$ is small. Conditioning on $Y \neq \emptyset$
+    divides every $k \ge 1$ by $1 - P_0$ (their order, and so the best $k \ge 1$, is
+    unchanged) and scores $A_0 = \emptyset$ zero, where unconditioned it scores $P_0$
+    and can be the best prefix: a rule that predicts nothing for a set the oracle never
+    leaves empty.
 
     With $a = |A_k \cap Y|$ and $b = |Y \setminus A_k|$ independent, $J = a / (k + b)$
     for $k \ge 1$, so
@@ -38,7 +51,7 @@ def expected_jaccard_of_prefixes(
     items (its sharpest case is $t^{n-1}$, which $m \propto \sqrt n$ nodes resolve;
     the tests check it). $A_0 = \emptyset$ scores $\prod_j (1 - \psi_j)$ (the
     Jaccard index of two empty sets is 1). Cost $O(n \sqrt n)$ per set, no
-    enumeration."""
+    enumeration. A set without real items scores $A_0$ one either way."""
     psi = check_mask_shape(psi, mask)
     n = psi.shape[-1]
     mask = jnp.asarray(mask, bool)
@@ -60,19 +73,32 @@ def expected_jaccard_of_prefixes(
     power = (k[:, None] - 1).astype(psi.dtype) * jnp.log(t)  # log t^{k-1}; unused at k = 0
     integral = jnp.sum(w * jnp.exp(power + tail), axis=-1)
     hits = jnp.concatenate([jnp.zeros_like(p[..., :1]), jnp.cumsum(p, axis=-1)], axis=-1)
-    empty = jnp.exp(jnp.sum(jnp.log1p(-p), axis=-1, keepdims=True))  # prod_j (1 - p_j)
-    expected = jnp.where(k == 0, empty, hits * integral)
+    log_empty = jnp.sum(jnp.log1p(-p), axis=-1, keepdims=True)  # log prod_j (1 - p_j)
+    expected = jnp.where(k == 0, jnp.exp(log_empty), hits * integral)
+    if nonempty:
+        # Given Y != {}: J(A_0, Y) = 0 and the rest over 1 - P_0 (where it is positive;
+        # a set whose psi are all 0, or that has no real items, keeps the plain values).
+        some = -jnp.expm1(log_empty)  # 1 - P_0, accurate where P_0 is near 1
+        positive = some > 0
+        expected = jnp.where(positive, jnp.where(k == 0, 0.0, expected)
+                             / jnp.where(positive, some, 1.0), expected)
     size = jnp.sum(mask, axis=-1, keepdims=True, dtype=k.dtype)
     return jnp.where(k <= size, expected, -jnp.inf)
 
 
 def predict_expected_jaccard(
-    psi: Float[ArrayLike, "*batch n"], mask: Bool[ArrayLike, "*batch n"]
+    psi: Float[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
+    *,
+    nonempty: bool = True,
 ) -> Bool[Array, "*batch n"]:
     r"""The top-$k$ real items by $\psi$, with $k$ chosen per set to maximise the
-    expected Jaccard index under the mean field,
-    $\arg\max_k \mathbb{E}_{Y \sim q_\psi}[J(A_k, Y)]$
-    (see [`setfix.expected_jaccard_of_prefixes`][]; the smallest such $k$ on ties).
+    expected Jaccard index under the mean field given a nonempty oracle set,
+    $\arg\max_k \mathbb{E}_{Y \sim q_\psi}[J(A_k, Y) \mid Y \neq \emptyset]$
+    (see [`setfix.expected_jaccard_of_prefixes`][]; the smallest such $k$ on ties), so
+    at least one item of every set that has one. `nonempty=False` maximises the
+    unconditioned expectation instead, which predicts nothing where every $\psi$ is
+    small enough.
     Only the top-$k$ sets are searched; in every case the tests enumerate (up to six
     items, every subset as the prediction) none of the others scores higher.
 
@@ -81,5 +107,10 @@ def predict_expected_jaccard(
     $\psi_j$ below $1/2$, say), $\psi > 1/2$ predicts nothing, while this rule takes
     each item whose expected share of $\lvert A \cap Y \rvert$ outweighs what it adds
     to the union."""
-    expected = expected_jaccard_of_prefixes(psi, mask)
+    expected = expected_jaccard_of_prefixes(psi, mask, nonempty=nonempty)
+    if nonempty:
+        # A_0 scores 0, as may every prefix where all psi are 0: take one item then.
+        real = jnp.any(jnp.asarray(mask, bool), axis=-1, keepdims=True)
+        expected = expected.at[..., 0].set(jnp.where(real[..., 0], -jnp.inf,
+                                                     expected[..., 0]))
     return predict(psi, mask, jnp.argmax(expected, axis=-1))
