@@ -148,7 +148,7 @@ def evaluate(
     - `jaccard_size`: the same for the top-$\\operatorname{round}(\\sum\\psi)$ rule
         ([`setfix.predict_size`][]);
     - `jaccard_expected`: the same for the top-$k$ rule with $k$ chosen to maximise
-        the expected Jaccard index under the mean field
+        the expected Jaccard index under the mean field, given a nonempty oracle set
         ([`setfix.predict_expected_jaccard`][]);
     - `brier`, `ece`: the Brier score and the expected calibration error (15 bins) of
         $\\psi$ as inclusion probabilities;
