@@ -230,7 +230,8 @@ def table() -> str:
 
 def energies_table() -> str:
     """The Markdown table of `docs/assets/energies.md`: iDiffMF with each energy, on
-    the datasets where an energy other than the DeepSet has runs."""
+    the datasets where an energy other than the DeepSet has runs, and the mean over
+    the twelve Amazon categories of each energy that has runs on all of them."""
     found = cells()
     rows = sorted({d for d, label in found if label in ENERGIES and label != "idiffmf-fro"},
                   key=_order)
@@ -239,7 +240,22 @@ def energies_table() -> str:
     for dataset in rows:
         row = [_row_name(dataset)] + [_cell(found.get((dataset, m))) for m in ENERGIES]
         lines.append("| " + " | ".join(row) + " |")
+    categories = [d for d in PUBLISHED if d.startswith("amazon:")]
+    row = [f"mean of the {len(categories)} Amazon categories"]
+    for m in ENERGIES:
+        cell = [found.get((d, m)) for d in categories]
+        row.append("" if None in cell else _mean_cell(cell))
+    lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _mean_cell(cells: list[dict]) -> str:
+    """The mean over datasets of the cells' means, with the fewest seeds of any cell
+    and the mean seconds per epoch."""
+    mean = np.mean([c["mean"] for c in cells])
+    seconds = np.mean([c["seconds_per_epoch"] for c in cells])
+    fewest = min(c["runs"] for c in cells)
+    return f"{mean:.2f} (≥ {fewest} seeds each, {_seconds(seconds)})"
 
 
 def main(argv: list[str]) -> None:
