@@ -141,6 +141,39 @@ def test_interactions_table_is_the_documented_one():
     assert interactions.documented_table() == documented
 
 
+def test_size_free_table_is_the_documented_one():
+    """`docs/assets/size_free.md` is what the rescored runs give."""
+    from benchmarks import size_free
+
+    documented = (Path(__file__).parents[1] / "docs/assets/size_free.md").read_text()
+    assert size_free.table() == documented
+
+
+def test_size_free_rescore_refuses_another_model(tmp_path, monkeypatch):
+    """A run whose best model no longer gives its recorded top-|S*| Jaccard is not the
+    run recorded (or not deterministic): refused, not mixed into the records; one that
+    does is kept beside its recorded figures."""
+    from benchmarks import size_free
+
+    monkeypatch.setattr(size_free, "RECORDS", tmp_path / "records")
+    record = _run_record("amazon:toys", "idiffmf", 0, 60.0, 1.0)
+    record["config"].update(copula="published", draws="fresh")
+    record["test_scores"] = {"jaccard": 60.0}
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.json").write_text(json.dumps(record))
+    scores = {name: 1.0 for name in size_free.COLUMNS}
+    monkeypatch.setattr(size_free, "evaluate_run", lambda path, split: {**scores,
+                                                                         "jaccard": 59.0})
+    with pytest.raises(ValueError, match="59.0000 top-|S\\*| now against 60.0000"):
+        size_free.rescore(tmp_path)
+    monkeypatch.setattr(size_free, "evaluate_run", lambda path, split: {**scores,
+                                                                         "jaccard": 60.0})
+    written, skipped = size_free.rescore(tmp_path)
+    assert len(written) == 1 and not skipped
+    kept = json.loads(written[0].read_text())
+    assert kept["recorded"] == {"jaccard": 60.0} and kept["rescored"]["jaccard"] == 60.0
+
+
 def test_real_data_cells_merge_recorded_runs(tmp_path, monkeypatch):
     monkeypatch.setattr(real_data, "RECORDS", tmp_path)
     monkeypatch.setattr(real_data, "EARLIER", tmp_path / "earlier.json")
