@@ -110,7 +110,6 @@ def predict_expected_jaccard(
     expected = expected_jaccard_of_prefixes(psi, mask, nonempty=nonempty)
     if nonempty:
         # A_0 scores 0, as may every prefix where all psi are 0: take one item then.
-        real = jnp.any(jnp.asarray(mask, bool), axis=-1, keepdims=True)
-        expected = expected.at[..., 0].set(jnp.where(real[..., 0], -jnp.inf,
-                                                     expected[..., 0]))
+        real = jnp.any(jnp.asarray(mask, bool), axis=-1)
+        expected = expected.at[..., 0].set(jnp.where(real, -jnp.inf, expected[..., 0]))
     return predict(psi, mask, jnp.argmax(expected, axis=-1))
