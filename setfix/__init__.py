@@ -47,7 +47,11 @@ from ._hessian import (
     ScoreHessian as ScoreHessian,
     ZeroHessian as ZeroHessian,
 )
-from ._losses import mean_field_nll as mean_field_nll, sample_negatives as sample_negatives
+from ._losses import (
+    mean_field_nll as mean_field_nll,
+    mean_field_nll_from_logits as mean_field_nll_from_logits,
+    sample_negatives as sample_negatives,
+)
 from ._mean_field import (
     fixed_point_map as fixed_point_map,
     MeanField as MeanField,

@@ -10,6 +10,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lineax as lx
 import numpy as np
 import optax
 from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
@@ -263,6 +264,32 @@ def _nonfinite_failure(error: Exception) -> bool:
     return "non-finite" in text or "NaN" in text
 
 
+# Lineax's reasons for an iterative linear solve to fail on finite input: inside a
+# training step (whose forward solves report failure per set instead of raising), only
+# the implicit adjoint's linear solve raises them.
+_LINEAR_FAILURES = tuple(
+    " ".join(lx.RESULTS[getattr(lx.RESULTS, name)].split())
+    for name in ("max_steps_reached", "breakdown", "stagnation", "conlim")
+)
+
+
+def _linear_solve_failure(error: Exception) -> bool:
+    """Whether a runtime error raised inside a training step is the adjoint's linear
+    solve failing on finite input."""
+    text = _runtime_message(error)
+    return any(reason.rstrip(".") in text for reason in _LINEAR_FAILURES)
+
+
+def _adjoint_failed(epoch: int, batch: int, cause: str) -> RuntimeError:
+    return RuntimeError(
+        f"the implicit adjoint's linear solve failed at epoch {epoch}, batch {batch + 1} "
+        f"({cause}). Nothing from this epoch was kept (the best model and any "
+        "checkpoint are from earlier epochs). A direct solve cannot break down: "
+        "`setfix.idiffmf(..., linear_solver=lineax.LU())` (it forms the n x n Jacobian, "
+        "n Hessian products per set)."
+    )
+
+
 def _epoch_keys(key, epoch):
     return jax.random.split(jax.random.fold_in(key, epoch), 3)
 
@@ -494,9 +521,11 @@ def _train_epoch(state, batches, step, key, epoch, rate, progress):
                                            jax.random.fold_in(key, i))
             stats = {name: float(value) for name, value in stats.items()}
         except eqx.EquinoxRuntimeError as error:
+            cause = _runtime_message(error)
+            if _linear_solve_failure(error):
+                raise _adjoint_failed(epoch, i, cause) from error
             if not _nonfinite_failure(error):
                 raise
-            cause = _runtime_message(error)
             raise _diverged(epoch, i, f"a check inside the step failed ({cause})",
                             rate) from error
         if not stats.pop("finite"):

@@ -59,7 +59,9 @@ def mean_field_nll(
 
     where $N$ is `negatives` (e.g. from [`setfix.sample_negatives`][]) or, by default,
     every real item outside $S^*$. Padded items never count. $\psi$ is clipped to
-    $[10^{-6}, 1 - 10^{-6}]$ inside the logarithms.
+    $[10^{-6}, 1 - 10^{-6}]$ inside the logarithms. Where $\psi$'s logits are at hand
+    (`MeanFieldSolution.logits`), [`setfix.mean_field_nll_from_logits`][] is the same
+    likelihood without the clipping.
 
     **Arguments:**
 
@@ -69,21 +71,56 @@ def mean_field_nll(
     - `negatives`: which non-members enter the loss (default: all).
     """
     psi = jnp.asarray(psi)
-    target = jnp.asarray(target, bool)
-    mask = jnp.asarray(mask, bool)
-    for name, value in (("target", target), ("mask", mask)):
-        if value.shape != psi.shape:
-            raise ValueError(
-                f"`{name}` must have the shape of `psi` {psi.shape}, got {value.shape}."
-            )
-    if negatives is None:
-        negatives = mask & ~target
-    elif jnp.shape(negatives) != psi.shape:
-        raise ValueError(
-            f"`negatives` must have the shape of `psi` {psi.shape}, got "
-            f"{jnp.shape(negatives)}."
-        )
+    target, mask, negatives = _checked(psi, "psi", target, mask, negatives)
     clipped = jnp.clip(psi, 1e-6, 1 - 1e-6)
     positive = jnp.where(target & mask, jnp.log(clipped), 0)
     negative = jnp.where(negatives & mask & ~target, jnp.log1p(-clipped), 0)
     return -jnp.sum(positive + negative, axis=-1)
+
+
+def mean_field_nll_from_logits(
+    logits: Float[ArrayLike, "*batch n"],
+    target: Bool[ArrayLike, "*batch n"],
+    mask: Bool[ArrayLike, "*batch n"],
+    negatives: Bool[ArrayLike, "*batch n"] | None = None,
+) -> Float[Array, " *batch"]:
+    r"""[`setfix.mean_field_nll`][] at $\psi = \sigma(z)$, from the logits $z$:
+
+    $$L = -\sum_{j \in S^*} \log \sigma(z_j) - \sum_{j \in N} \log \sigma(-z_j),$$
+
+    exact for every $z$ (no clipping). Its gradient $\partial L / \partial z_j =
+    \sigma(z_j) - y_j$ is bounded by 1, where $\partial L / \partial \psi_j$ grows
+    as $1/\psi_j$: this is what [`setfix.MeanFieldNLL`][] trains with, so that the
+    implicit adjoint's linear solve meets a well-scaled right-hand side however close
+    to 0 or 1 the marginals are.
+
+    **Arguments:**
+
+    - `logits`: the logits of $\psi$, e.g. `MeanFieldSolution.logits`.
+    - `target`, `mask`, `negatives`: as [`setfix.mean_field_nll`][].
+    """
+    logits = jnp.asarray(logits)
+    target, mask, negatives = _checked(logits, "logits", target, mask, negatives)
+    positive = jnp.where(target & mask, jax.nn.log_sigmoid(logits), 0)
+    negative = jnp.where(negatives & mask & ~target, jax.nn.log_sigmoid(-logits), 0)
+    return -jnp.sum(positive + negative, axis=-1)
+
+
+def _checked(values, name, target, mask, negatives):
+    """`target`, `mask` and `negatives` (default: every real non-member) as boolean
+    arrays of `values`' shape; a clear error where a shape differs."""
+    target = jnp.asarray(target, bool)
+    mask = jnp.asarray(mask, bool)
+    for arg, value in (("target", target), ("mask", mask)):
+        if value.shape != values.shape:
+            raise ValueError(
+                f"`{arg}` must have the shape of `{name}` {values.shape}, got {value.shape}."
+            )
+    if negatives is None:
+        return target, mask, mask & ~target
+    if jnp.shape(negatives) != values.shape:
+        raise ValueError(
+            f"`negatives` must have the shape of `{name}` {values.shape}, got "
+            f"{jnp.shape(negatives)}."
+        )
+    return target, mask, jnp.asarray(negatives, bool)

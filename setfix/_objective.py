@@ -8,7 +8,7 @@ import equinox as eqx
 import optax
 from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
-from ._losses import mean_field_nll
+from ._losses import mean_field_nll, mean_field_nll_from_logits
 from ._method import AbstractMethod
 from ._pooled_items import PooledItems
 from ._set_function import AbstractSetFunction
@@ -62,7 +62,19 @@ class MeanFieldNLL(AbstractObjective):
     ([`setfix.mean_field_nll`][], the papers' Eq. 9), averaged over the sets whose
     inference converged ([`setfix.mean_over_converged`][]), differentiated through the
     inference (its adjoint: implicit for [`setfix.idiffmf`][], unrolled for
-    [`setfix.diffmf`][]). The objective of every mean-field method."""
+    [`setfix.diffmf`][]). The objective of every mean-field method.
+
+    Where the inference returns the logits of $\psi$ ([`setfix.MeanField`][] does),
+    the likelihood is taken from them ([`setfix.mean_field_nll_from_logits`][]): the
+    same value where $\psi \in [10^{-6}, 1 - 10^{-6}]$, and a cotangent
+    $\sigma(z) - y$ for the implicit adjoint in place of one that grows as $1/\psi$.
+    With marginals near 0 and 1, as a certified scaling allows, that $1/\psi$ put an
+    entry of $6 \cdot 10^5$ beside entries of order 1 in the right-hand side of the
+    adjoint's GMRES solve, whose elementwise tolerance then failed with an iterative
+    breakdown (a compound training run); and $\psi$'s clipping gave a member with
+    $\psi_j < 10^{-6}$, confidently wrong, no gradient at all.
+    [`setfix.MeanFieldSteps`][] (DiffMF, the one-step rule) returns no logits and is
+    trained on $\psi$, as the published code."""
 
     def loss(
         self,
@@ -77,7 +89,10 @@ class MeanFieldNLL(AbstractObjective):
     ) -> tuple[Float[Array, ""], MeanFieldSolution]:
         """The loss of a batch and the solution it was computed at."""
         sol = inference.solve(model, items, mask, key=key)
-        nll = mean_field_nll(sol.psi, target, mask, negatives)
+        if sol.logits is None:
+            nll = mean_field_nll(sol.psi, target, mask, negatives)
+        else:
+            nll = mean_field_nll_from_logits(sol.logits, target, mask, negatives)
         return mean_over_converged(nll, sol.converged), sol
 
     def init(self, optimizer: optax.GradientTransformation, model: AbstractSetFunction) -> PyTree:

@@ -31,6 +31,12 @@ class MeanFieldSolution(eqx.Module):
         estimate of
         $\\lVert \\partial T / \\partial \\psi \\rVert_2$ at $\\psi^*$ (the local
         contraction factor); else `None`.
+    - `logits`: from [`setfix.MeanField`][], the logits
+        $z^* = \\text{scale}(\\nabla \\tilde F(\\psi^*))$ at the returned point, so that
+        $\\sigma(z^*) = T(\\psi^*)$, which is $\\psi^*$ at the fixed point (zero on padded
+        items). Differentiable like `psi`; the training likelihood is computed from
+        them ([`setfix.mean_field_nll_from_logits`][]). `None` from methods that do not
+        solve to a fixed point.
     """
 
     psi: Float[Array, "*batch n"]
@@ -40,6 +46,7 @@ class MeanFieldSolution(eqx.Module):
     residual_trace: Float[Array, "*batch max_steps"] | None = None
     omega: Float[Array, "*batch"] | None = None
     result: optx.RESULTS | None = None
+    logits: Float[Array, "*batch n"] | None = None
 
 
 def per_set_result(result: optx.RESULTS, finite: Bool[Array, "*batch"]) -> optx.RESULTS:

@@ -112,6 +112,33 @@ def test_mean_field_nll_and_negatives():
         sf.mean_field_nll(psi, target[:, :3], mask)
 
 
+
+def test_mean_field_nll_from_logits():
+    """The same likelihood as `mean_field_nll` at psi = sigmoid(z) inside the clipping
+    range; exact outside it, where the clipped form is flat."""
+    psi = jnp.array([[0.9, 0.2, 0.4, 0.7, 0.5]])
+    logits = jnp.log(psi) - jnp.log1p(-psi)
+    target = jnp.array([[True, False, False, True, False]])
+    mask = jnp.array([[True, True, True, True, False]])
+    negatives = jnp.array([[False, True, False, False, False]])
+    for neg in (None, negatives):
+        assert np.isclose(sf.mean_field_nll_from_logits(logits, target, mask, neg)[0],
+                          sf.mean_field_nll(psi, target, mask, neg)[0], rtol=1e-6)
+    # A member at z = -30 (psi ~ 1e-13): the clipped form is log(1e-6) and flat, the
+    # logit form is 30 + log(1 + e^-30) with slope sigma(z) - 1 = -1.
+    z = jnp.array([[-30.0, 0.0]])
+    one = jnp.array([[True, False]])
+    both = jnp.ones((1, 2), bool)
+    assert np.isclose(sf.mean_field_nll_from_logits(z, one, both)[0], 30 + np.log(2))
+    slope = jax.grad(lambda z: sf.mean_field_nll_from_logits(z, one, both)[0])(z)
+    assert np.allclose(slope, [[-1.0, 0.5]])
+    flat = jax.grad(lambda p: sf.mean_field_nll(p, one, both)[0])(jax.nn.sigmoid(z))
+    assert float(flat[0, 0]) == 0.0
+    with unchecked(), pytest.raises(ValueError, match="`mask` must have the shape of `logits`"):
+        sf.mean_field_nll_from_logits(logits, target, mask[:, :3])
+    with unchecked(), pytest.raises(ValueError, match="`negatives` must have the shape"):
+        sf.mean_field_nll_from_logits(logits, target, mask, negatives[:, :2])
+
 def test_predict_and_jaccard():
     psi = jnp.array([[0.1, 0.9, 0.8, 0.95, 0.3], [0.5, 0.5, 0.5, 0.2, 0.1]])
     mask = jnp.array([[True, True, True, False, True], [True] * 5])

@@ -87,6 +87,21 @@ def test_the_cli_reports_divergence_in_one_line(tmp_path):
     assert not (tmp_path / "run" / "best.eqx").exists()
 
 
+
+@pytest.mark.user_defaults
+@pytest.mark.slow
+def test_a_failed_adjoint_solve_stops_with_a_clear_error(data):
+    """The implicit adjoint's linear solve raises inside the step when it fails (here
+    a GMRES allowed one restart and a tolerance float32 cannot meet): `fit` names the
+    solve, the epoch and batch, and the direct solver that cannot break down."""
+    train, val = data
+    linear = lx.GMRES(rtol=1e-30, atol=1e-30, restart=1, max_steps=1)
+    method = sf.idiffmf(sf.CertifiedScaling(), num_samples=2, linear_solver=linear)
+    with pytest.raises(RuntimeError, match=r"adjoint's linear solve failed at epoch 1, "
+                       r"batch 1 \(The maximum number of solver steps.*lineax.LU"):
+        sf.fit(_model(smooth=True), method, train, val, key=jax.random.key(1),
+               batch_size=8, epochs=1, progress=False)
+
 # 2. and 10. Empty oracle subsets and empty datasets.
 
 @pytest.mark.user_defaults
