@@ -234,21 +234,19 @@ class MeanField(AbstractMethod):
         symmetric = self.estimator.symmetric_hessian and self.scaling.preserves_symmetry
         sol = self.form.solve(problem, solver, psi0, max_steps=self.max_steps,
                               adjoint=self.adjoint, throw=self.throw, symmetric=symmetric)
-        psi = sol.value
-        # The logits at the solution, differentiable in psi (implicitly) and theta: the
-        # likelihood is taken from them (its cotangent sigma(z) - y is bounded, where
-        # d/dpsi log(psi) is not, which keeps the adjoint's linear solve well scaled).
-        # Their sigmoid is also the map's value for the residual: one estimate for both.
-        logits = jnp.where(problem.mask, problem.scaled_gradient(psi), 0)
-        point = jax.lax.stop_gradient(psi)
-        mapped = jnp.where(problem.mask, jax.nn.sigmoid(jax.lax.stop_gradient(logits)), 0)
+        psi, logits = sol.value, sol.aux
+        point, frozen = stop_gradient_tree((psi, problem))
+        if logits is None:
+            mapped = frozen.fixed_point(point)
+        else:  # T(psi) is the logits' sigmoid: no second estimate for the residual
+            mapped = jnp.where(problem.mask, jax.nn.sigmoid(jax.lax.stop_gradient(logits)),
+                               0)
         res = jnp.max(jnp.abs(mapped - point), axis=-1)
         finite = jnp.all(jnp.isfinite(psi), axis=-1)
         result = per_set_result(sol.result, finite)
         converged = result == optx.RESULTS.successful
         # Per set; a batch-coupled solve's step count and diagnostics are shared.
         per_set = lambda x: jnp.broadcast_to(x, converged.shape + jnp.shape(x))  # noqa: E731
-        frozen = stop_gradient_tree(problem)
         measured = {d.field: per_set(d.measure(frozen, point, sol.stats, key))
                     for d in self.diagnostics}
         return MeanFieldSolution(

@@ -6,6 +6,7 @@ import optimistix as optx
 from ._adjoints import OneStep
 from ._elbo import EquiVSetELBO
 from ._equivset import EquiVSet
+from ._forms import FixedPointForm
 from ._hessian import AbstractHessianRule, ScoreHessian, ZeroHessian
 from ._mean_field import MeanField
 from ._mean_field_steps import MeanFieldSteps
@@ -81,7 +82,11 @@ def idiffmf(
         Default 100, or with a [`setfix.CertifiedScaling`][] the steps its certified
         contraction needs, if more (132 at `omega=0.9`).
     - `solver`: the fixed-point solver (default `optx.FixedPointIteration`).
-    - `linear_solver`: the adjoint's linear solver (default `lx.GMRES`).
+    - `linear_solver`: the adjoint's linear solver (default `lx.GMRES`). With a
+        [`setfix.CertifiedScaling`][], whose marginals may come near 0 and 1, the
+        adjoint is taken in the logits (`FixedPointForm(in_logits=True)`), where its
+        right-hand side stays bounded; with the paper's scalings, in $\psi$ as
+        published (there $\psi$ stays near $\tfrac12$).
     - `neg_num`: negatives per member of $S^*$ in the training loss. Default: with a
         [`setfix.CertifiedScaling`][], `None` (every non-member: the full likelihood,
         so that $\psi$ learns to be a calibrated inclusion probability); with the
@@ -92,9 +97,11 @@ def idiffmf(
         solver = optx.FixedPointIteration(rtol=tolerance, atol=tolerance)
     if linear_solver is None:
         linear_solver = lx.GMRES(rtol=tolerance, atol=tolerance)
+    # Certified marginals may come near 0 and 1: differentiate in the logits there.
+    form = FixedPointForm(in_logits=isinstance(scaling, CertifiedScaling))
     return MeanField(MonteCarlo(num_samples, hessian=hessian), scaling, solver,
                      optx.ImplicitAdjoint(linear_solver), _steps(max_steps, scaling, tolerance),
-                     neg_num=_neg_num(neg_num, scaling))
+                     form=form, neg_num=_neg_num(neg_num, scaling))
 
 
 def onestep(

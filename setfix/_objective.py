@@ -64,17 +64,15 @@ class MeanFieldNLL(AbstractObjective):
     inference (its adjoint: implicit for [`setfix.idiffmf`][], unrolled for
     [`setfix.diffmf`][]). The objective of every mean-field method.
 
-    Where the inference returns the logits of $\psi$ ([`setfix.MeanField`][] does),
-    the likelihood is taken from them ([`setfix.mean_field_nll_from_logits`][]): the
-    same value where $\psi \in [10^{-6}, 1 - 10^{-6}]$, and a cotangent
-    $\sigma(z) - y$ for the implicit adjoint in place of one that grows as $1/\psi$.
-    With marginals near 0 and 1, as a certified scaling allows, that $1/\psi$ put an
-    entry of $6 \cdot 10^5$ beside entries of order 1 in the right-hand side of the
-    adjoint's GMRES solve, whose elementwise tolerance then failed with an iterative
-    breakdown (a compound training run); and $\psi$'s clipping gave a member with
-    $\psi_j < 10^{-6}$, confidently wrong, no gradient at all.
-    [`setfix.MeanFieldSteps`][] (DiffMF, the one-step rule) returns no logits and is
-    trained on $\psi$, as the published code."""
+    Where the inference returns the logits of $\psi$ (`MeanFieldSolution.logits`, as
+    [`setfix.idiffmf`][]'s does), the likelihood is taken from them
+    ([`setfix.mean_field_nll_from_logits`][]): the same value where $\psi \in [10^{-6},
+    1 - 10^{-6}]$, and beyond that a gradient where the clipped likelihood of $\psi$
+    has none (a member with $\psi_j < 10^{-6}$, confidently wrong, taught nothing).
+    Together with the [`setfix.FixedPointForm`][]'s adjoint in the logits, this keeps
+    the implicit adjoint's right-hand side bounded. Methods without logits
+    ([`setfix.diffmf`][], the one-step rule, [`setfix.onestep`][]) are trained on
+    $\psi$, as the published code."""
 
     def loss(
         self,

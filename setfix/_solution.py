@@ -31,12 +31,13 @@ class MeanFieldSolution(eqx.Module):
         estimate of
         $\\lVert \\partial T / \\partial \\psi \\rVert_2$ at $\\psi^*$ (the local
         contraction factor); else `None`.
-    - `logits`: from [`setfix.MeanField`][], the logits
-        $z^* = \\text{scale}(\\nabla \\tilde F(\\psi^*))$ at the returned point, so that
-        $\\sigma(z^*) = T(\\psi^*)$, which is $\\psi^*$ at the fixed point (zero on padded
-        items). Differentiable like `psi`; the training likelihood is computed from
-        them ([`setfix.mean_field_nll_from_logits`][]). `None` from methods that do not
-        solve to a fixed point.
+    - `logits`: the logits $z^* = \\text{scale}(\\nabla \\tilde F(\\psi^*))$ at the
+        returned point, so that $\\sigma(z^*) = T(\\psi^*)$, which is $\\psi^*$ at the
+        fixed point (zero on padded items); differentiable, through the implicit
+        function theorem in the logits. From [`setfix.MeanField`][] with the
+        [`setfix.FixedPointForm`][] and an `optx.ImplicitAdjoint` (as
+        [`setfix.idiffmf`][]); else `None`. The training likelihood is taken from them
+        where they are given ([`setfix.MeanFieldNLL`][]).
     """
 
     psi: Float[Array, "*batch n"]

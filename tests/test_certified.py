@@ -281,12 +281,19 @@ def test_interactions_only_implicit_gradient_matches_finite_differences():
 
 @pytest.mark.slow
 def test_training_likelihood_gradient_matches_finite_differences():
-    """The training objective (the likelihood from the solution's logits) through the
-    solve, against central differences, as the test above: the logits' sigmoid is
-    psi* at the fixed point, so this is the implicit gradient of Eq. 9."""
+    """The training objective (the likelihood from the solution's logits, the implicit
+    function theorem applied in the logits) through the solve, against central
+    differences, as the test above: the logits' sigmoid is psi* at the fixed point, so
+    this is the implicit gradient of Eq. 9."""
     f, items, mask = _problem(3, 6, gain=3.0)
     mf = sf.MeanField(sf.Exact(), sf.CertifiedScaling(0.9, interactions_only=True),
-                      optx.FixedPointIteration(rtol=0.0, atol=1e-12), max_steps=2000)
+                      optx.FixedPointIteration(rtol=0.0, atol=1e-12), max_steps=2000,
+                      form=sf.FixedPointForm(in_logits=True))
+    plain = eqx.tree_at(lambda m: m.form, mf, sf.FixedPointForm())
+    sol, plain_sol = mf(f, items, mask), plain(f, items, mask)
+    # The same solve: psi is the solver's, the logits' sigmoid one map step on.
+    assert np.array_equal(sol.psi, plain_sol.psi) and plain_sol.logits is None
+    assert np.allclose(jax.nn.sigmoid(sol.logits[:6]), sol.psi[:6], atol=1e-11)
     target = jnp.zeros((1, SLOTS), bool).at[0, :2].set(True)
     negatives = mask[None] & ~target
 
@@ -365,6 +372,8 @@ def test_bad_input():
         sf.CertifiedScaling(0.9, max_scale=0.0)
     with pytest.raises(TypeError, match="interactions_only"):
         sf.CertifiedScaling(0.9, interactions_only="yes")
+    with pytest.raises(TypeError, match="in_logits"):
+        sf.FixedPointForm(in_logits=1)
     plain = sf.DeepSet(3, hidden=4, width=6, key=jax.random.key(0))
     items = jnp.ones((5, 3))
     with pytest.raises(TypeError, match="no interaction certificate"):
