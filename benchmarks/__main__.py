@@ -1,7 +1,7 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
 gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end,
 pooled_items, interactions, pairwise_ceiling, large_sets, roofline, expected_jaccard,
-device; default:
+logit_adjoint, device; default:
 all), each writing JSON and PNG under benchmarks/results/. The options (e.g. `--quick`)
 go to every named benchmark."""
 
@@ -18,6 +18,7 @@ from . import (
     interactions,
     iterations,
     large_sets,
+    logit_adjoint,
     memory,
     pairwise_ceiling,
     pooled_items,
@@ -43,6 +44,7 @@ BENCHMARKS = {
     "large_sets": large_sets.main,
     "roofline": roofline.main,
     "expected_jaccard": expected_jaccard.main,
+    "logit_adjoint": logit_adjoint.main,
     "device": device.main,
 }
 
