@@ -90,9 +90,9 @@ def mean_field_nll_from_logits(
 
     exact for every $z$ (no clipping). Its gradient $\partial L / \partial z_j =
     \sigma(z_j) - y_j$ is bounded by 1, where $\partial L / \partial \psi_j$ grows
-    as $1/\psi_j$: this is what [`setfix.MeanFieldNLL`][] trains with, so that the
-    implicit adjoint's linear solve meets a well-scaled right-hand side however close
-    to 0 or 1 the marginals are.
+    as $1/\psi_j$. [`setfix.MeanFieldNLL`][] trains with it wherever a solution has
+    logits, so that the implicit adjoint's linear solve meets a well-scaled right-hand
+    side however close to 0 or 1 the marginals are.
 
     **Arguments:**
 

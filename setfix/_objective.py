@@ -65,13 +65,14 @@ class MeanFieldNLL(AbstractObjective):
     [`setfix.diffmf`][]). The objective of every mean-field method.
 
     Where the inference returns the logits of $\psi$ (`MeanFieldSolution.logits`, as
-    [`setfix.idiffmf`][]'s does), the likelihood is taken from them
-    ([`setfix.mean_field_nll_from_logits`][]): the same value where $\psi \in [10^{-6},
-    1 - 10^{-6}]$, and beyond that a gradient where the clipped likelihood of $\psi$
-    has none (a member with $\psi_j < 10^{-6}$, confidently wrong, taught nothing).
-    Together with the [`setfix.FixedPointForm`][]'s adjoint in the logits, this keeps
-    the implicit adjoint's right-hand side bounded. Methods without logits
-    ([`setfix.diffmf`][], the one-step rule, [`setfix.onestep`][]) are trained on
+    [`setfix.idiffmf`][] with a [`setfix.CertifiedScaling`][] does), the likelihood is
+    taken from them ([`setfix.mean_field_nll_from_logits`][]): the same value where
+    $\psi \in [10^{-6}, 1 - 10^{-6}]$, and beyond that a gradient where the clipped
+    likelihood of $\psi$ has none (a member with $\psi_j < 10^{-6}$, confidently
+    wrong, taught nothing). Together with the [`setfix.FixedPointForm`][]'s adjoint in
+    the logits, this keeps the implicit adjoint's right-hand side bounded. Methods
+    without logits (the paper's scalings, where $\psi$ stays near $\tfrac12$;
+    [`setfix.diffmf`][], the one-step rule, [`setfix.onestep`][]) are trained on
     $\psi$, as the published code."""
 
     def loss(
