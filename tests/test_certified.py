@@ -312,9 +312,9 @@ def test_training_likelihood_with_saturated_marginals():
     """float32, default tolerances: marginals within 1e-6 of 0 on the oracle's members
     (confidently wrong). The objective's likelihood, taken from the logits, has a
     finite gradient that is not zero (the clipped likelihood of psi is flat there),
-    the same through the default GMRES adjoint as through a direct solve. The
-    likelihood of psi once broke that GMRES (a compound training run, see
-    `setfix.MeanFieldNLL`)."""
+    the same through the default GMRES adjoint as through a direct solve. The adjoint
+    in psi, with the likelihood of psi, once broke that GMRES (a compound training
+    run, see `setfix.FixedPointForm`)."""
     f = sf.DeepSet(3, hidden=4, width=6, smooth=True, key=jax.random.key(2))
     last = lambda g: (g.rho.layers[-1].weight, g.rho.layers[-1].bias)  # noqa: E731
     f = eqx.tree_at(last, f, tuple(40 * x for x in last(f)))

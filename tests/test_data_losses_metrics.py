@@ -124,8 +124,9 @@ def test_mean_field_nll_from_logits():
     for neg in (None, negatives):
         assert np.isclose(sf.mean_field_nll_from_logits(logits, target, mask, neg)[0],
                           sf.mean_field_nll(psi, target, mask, neg)[0], rtol=1e-6)
-    # A member at z = -30 (psi ~ 1e-13): the clipped form is log(1e-6) and flat, the
-    # logit form is 30 + log(1 + e^-30) with slope sigma(z) - 1 = -1.
+    # A member at z = -30 (psi ~ 1e-13): the clipped form charges -log(1e-6) and is
+    # flat; the logit form charges 30 + log(1 + e^-30) with slope sigma(z) - 1 = -1
+    # (plus log 2, slope 1/2, for the non-member at z = 0).
     z = jnp.array([[-30.0, 0.0]])
     one = jnp.array([[True, False]])
     both = jnp.ones((1, 2), bool)
