@@ -1,7 +1,7 @@
 """`python -m benchmarks [NAME ...] [OPTIONS]`: runs the named benchmarks (memory, solvers,
 gradients, implicit_fd, throughput, floor, iterations, compile_time, end_to_end,
 pooled_items, interactions, pairwise_ceiling, large_sets, roofline, expected_jaccard,
-logit_adjoint, device; default:
+logit_adjoint, interaction_bound, device; default:
 all), each writing JSON and PNG under benchmarks/results/. The options (e.g. `--quick`)
 go to every named benchmark."""
 
@@ -15,6 +15,7 @@ from . import (
     floor,
     gradients,
     implicit_fd,
+    interaction_bound,
     interactions,
     iterations,
     large_sets,
@@ -45,6 +46,7 @@ BENCHMARKS = {
     "roofline": roofline.main,
     "expected_jaccard": expected_jaccard.main,
     "logit_adjoint": logit_adjoint.main,
+    "interaction_bound": interaction_bound.main,
     "device": device.main,
 }
 

@@ -28,7 +28,7 @@ from jaxtyping import Array, Float
 
 # Squarings in `spectral_bound`: (tr M^p)^(1/p) with p = 2^5 = 32 exceeds the spectral
 # norm of a symmetric matrix of rank r by a factor of at most r^(1/32) (1.15 at r = 80,
-# the width of the default repulsive features).
+# the width of the default repulsive features; r <= min(n, width) for a Gram matrix).
 _SQUARINGS = 5
 # Relative slack against rounding.
 _SLACK = 1e-6
@@ -91,6 +91,15 @@ def pairwise_multilinear(rows, psi, mask, repulsive):
     return jnp.dot(psi, m) - 0.5 * second_moment(a) + 0.5 * second_moment(b)
 
 
+def smaller_gram(x):
+    """The smaller of the Gram matrices $XX^\top$ `(n, n)` and $X^\top X$ `(k, k)` of
+    `x` `(*batch, n, k)`: their nonzero eigenvalues, and so the traces of their powers
+    in `spectral_bound`, are the same, and the squarings cost $O(\min(n, k)^3)$."""
+    if x.shape[-2] < x.shape[-1]:
+        return x @ jnp.swapaxes(x, -1, -2)
+    return jnp.swapaxes(x, -1, -2) @ x
+
+
 def pairwise_interaction_bound(rows, mask, repulsive):
     """The bound on $\\lVert H \\rVert_2$ above, per set (`rows` `(*batch, n, 1 +
     repulsive + attractive)`)."""
@@ -98,8 +107,7 @@ def pairwise_interaction_bound(rows, mask, repulsive):
     _, a, b = split_rows(rows, repulsive)
     parts = []
     for x in (a, b):
-        gram = jnp.swapaxes(x, -1, -2) @ x  # (*batch, rank, rank)
-        parts.append((spectral_bound(gram), jnp.max(jnp.sum(x**2, -1), axis=-1)))
+        parts.append((spectral_bound(smaller_gram(x)), jnp.max(jnp.sum(x**2, -1), axis=-1)))
     (norm_a, row_a), (norm_b, row_b) = parts
     return jnp.maximum(norm_a + row_b, norm_b + row_a)
 

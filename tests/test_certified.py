@@ -393,6 +393,23 @@ def test_bad_input():
             sf.MeanField(neg_num=neg_num)
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 12), (2, 12, 5)])
+def test_bound_is_the_same_from_either_gram_matrix(shape):
+    """The spectral bound squares the smaller Gram matrix (n x n or k x k); both have
+    the same nonzero eigenvalues, so both give the same bound, which lies between the
+    exact spectral norm and min(n, k)^(1/32) times it (float64, so 1e-10 relative)."""
+    from setfix._interactions import smaller_gram, spectral_bound
+
+    x = jax.random.normal(jax.random.key(1), shape, jnp.float64)
+    small = spectral_bound(smaller_gram(x))
+    assert smaller_gram(x).shape[-1] == min(shape[1:])
+    for big in (x @ jnp.swapaxes(x, -1, -2), jnp.swapaxes(x, -1, -2) @ x):
+        np.testing.assert_allclose(small, spectral_bound(big), rtol=1e-10)
+    exact = np.linalg.norm(np.asarray(x), 2, axis=(-2, -1)) ** 2
+    assert np.all(exact <= np.asarray(small) * (1 + 1e-10))
+    assert np.all(np.asarray(small) <= exact * min(shape[1:]) ** (1 / 32) * (1 + 1e-10))
+
+
 def test_fourier_features_approximate_the_gaussian_kernel():
     """z(c)^T z(c') estimates exp(-|c - c'|^2 / 2) with D features: the error of each
     pair is an average of D bounded terms (std <= 1 / sqrt(D) = 0.022 at D = 2048), so
