@@ -92,7 +92,7 @@ def pairwise_multilinear(rows, psi, mask, repulsive):
 
 
 def smaller_gram(x):
-    """The smaller of the Gram matrices $XX^\top$ `(n, n)` and $X^\top X$ `(k, k)` of
+    r"""The smaller of the Gram matrices $XX^\top$ `(n, n)` and $X^\top X$ `(k, k)` of
     `x` `(*batch, n, k)`: their nonzero eigenvalues, and so the traces of their powers
     in `spectral_bound`, are the same, and the squarings cost $O(\min(n, k)^3)$."""
     if x.shape[-2] < x.shape[-1]:
