@@ -50,15 +50,16 @@ def save(name: str, config: dict, results) -> Path:
     return path
 
 
-def timed(fn, *args, repeats: int = 3):
-    """(output, best wall seconds of `repeats` runs after one warm-up)."""
+def timed(fn, *args, repeats: int = 3, statistic=min):
+    """(output, `statistic` (the best, by default) of the wall seconds of `repeats` runs
+    after one warm-up)."""
     out = jax.block_until_ready(fn(*args))
-    best = float("inf")
+    seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         out = jax.block_until_ready(fn(*args))
-        best = min(best, time.perf_counter() - start)
-    return out, best
+        seconds.append(time.perf_counter() - start)
+    return out, float(statistic(seconds))
 
 
 def save_figure(fig, name: str) -> Path:

@@ -13,8 +13,6 @@ random Fourier features and for more. Both forms give the same bound up to round
 `--quick` uses 4 sets and 2 repeats (a smoke test, not a figure).
 """
 
-import time
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -23,7 +21,7 @@ import numpy as np
 import setfix as sf
 from setfix import _interactions
 
-from ._common import quick_flag, save
+from ._common import quick_flag, save, timed
 
 
 def _wide_gram(x):
@@ -35,13 +33,7 @@ GRAMS = {"smaller": _interactions.smaller_gram, "width": _wide_gram}
 
 
 def _median_seconds(fn, args, repeats):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return timed(fn, *args, repeats=repeats, statistic=np.median)[1]
 
 
 def bound_seconds(gram, batch, n, width, repeats):
