@@ -116,7 +116,7 @@ class AttentionSet(AbstractSmoothContextual):
         heads: int = 4,
         smooth: bool = False,
         rank: int = 16,
-        kernel_features: int = 64,
+        kernel_features: int = 256,
         kernel_dims: int = 4,
         key: PRNGKeyArray,
     ):

@@ -188,7 +188,7 @@ class DeepSet(AbstractPooledSetFunction):
         depth: int = 2,
         smooth: bool = False,
         rank: int = 16,
-        kernel_features: int = 64,
+        kernel_features: int = 256,
         kernel_dims: int = 4,
         key: PRNGKeyArray,
     ):
@@ -324,7 +324,7 @@ class TableSetFunction(AbstractSetFunction):
         F(S{+}j) + F(S)|$ over subsets $S$ of the real items ($i \ne j$ real): every
         $H(\psi)$ is an average of such differences, so $|H| \le D$ entrywise and
         $\lVert H \rVert_2 \le \lVert D \rVert_2$ (Perron–Frobenius), itself bounded
-        by $(\operatorname{tr} D^{32})^{1/32}$. By enumeration; `embedding` is
+        by $(\operatorname{tr} D^{256})^{1/256}$. By enumeration; `embedding` is
         ignored."""
         del embedding
         mask = jnp.asarray(mask, bool)

@@ -53,7 +53,7 @@ class SupersetDeepSet(AbstractSmoothContextual):
         depth: int = 2,
         smooth: bool = False,
         rank: int = 16,
-        kernel_features: int = 64,
+        kernel_features: int = 256,
         kernel_dims: int = 4,
         key: PRNGKeyArray,
     ):
