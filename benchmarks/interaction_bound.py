@@ -74,7 +74,7 @@ def main(argv):
     data = tuple(jnp.asarray(x[:sets]) for x in (train.items, train.mask, train.target))
     n = data[0].shape[1]
     rows = []
-    # The default repulsive width is rank 16 + 64 Fourier features; 100 items > 80.
+    # The repulsive width with 64 Fourier features (the default before 256) is 80.
     shapes = ((n, 80), (n, 16 + 256), (n, 16 + 512), (100, 80))
     for size, width in shapes[:1] if quick else shapes:
         row = {"what": "bound", "batch": sets, "n": size, "width": width}

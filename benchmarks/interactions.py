@@ -9,8 +9,9 @@ complements) and, for reference, Moons and Gaussian, with
   (`onestep(CertifiedScaling(0.9))`), to see what the implicit gradient buys;
 - ablations: `norm_all` (the default with the full likelihood, all negatives, as the
   certified method trains), `certified_neg1` (the certified method with the published
-  loss, one negative per member) and `certified_lowrank` (without the local kernel,
-  `kernel_features=0`);
+  loss, one negative per member), `certified_lowrank` (without the local kernel,
+  `kernel_features=0`) and `certified_k64` (64 random Fourier features, the default
+  before 256);
 - energies that see the ground set: `superset` and `attention` (`SupersetDeepSet`,
   `AttentionSet`, with today's default `idiffmf()`) and `attention_certified`
   (`AttentionSet(smooth=True)` + `idiffmf(CertifiedScaling(0.9))`), same encoder;
@@ -53,7 +54,7 @@ TASKS = ("substitutes", "coverage", "complements", "moons", "gaussian")
 # The sizes of the recorded runs (the command line's defaults).
 SIZES = dict(train_sets=1000, val_sets=500, test_sets=1000, epochs=15, patience=6)
 VARIANTS = ("modular", "norm", "norm_all", "certified", "certified_onestep",
-            "certified_neg1", "certified_lowrank", "superset", "attention",
+            "certified_neg1", "certified_lowrank", "certified_k64", "superset", "attention",
             "attention_certified", "superset_certified", "certified_interactions",
             "superset_certified_interactions", "attention_certified_interactions")
 
@@ -76,7 +77,8 @@ def build(variant, d, key):
         if variant.startswith(prefix + "_certified"):
             model = energy(encoder=encoder, width=256, smooth=True, key=k2)
             return model, sf.idiffmf(scaling)
-    local = {"kernel_features": 0, "kernel_dims": 0} if variant == "certified_lowrank" else {}
+    local = {"certified_lowrank": {"kernel_features": 0, "kernel_dims": 0},
+             "certified_k64": {"kernel_features": 64}}.get(variant, {})
     model = sf.DeepSet(encoder=encoder, width=256, smooth=True, key=k2, **local)
     if variant == "certified_onestep":
         return model, sf.onestep(scaling)
