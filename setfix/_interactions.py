@@ -23,7 +23,7 @@ $$\lVert H \rVert_2 \le \max\big(\lVert A \rVert_2^2 - \min_i \lVert a_i \rVert^
 (min and max over the real items). Subtracting the smallest diagonal matters: for
 clusters of $k$ near-duplicates with $a_i^\top a_j \approx 1$ inside a cluster, the
 Gram matrix has norm $k$ but $H$ has norm $k - 1$, so without it the certified scale
-would be $k/(k-1)$ times too small (1.5 for pairs of three).
+would be $k/(k-1)$ times too small (1.5 for clusters of three).
 """
 
 import math
@@ -35,8 +35,8 @@ from jaxtyping import Array, Float
 
 
 # Squarings in `spectral_bound`: (tr M^p)^(1/p) with p = 2^8 = 256 exceeds the spectral
-# norm of a symmetric matrix of rank r by a factor of at most r^(1/256) (1.017 at
-# r = 80, the width of the default repulsive features; r <= min(n, width) for a Gram
+# norm of a symmetric matrix of rank r by a factor of at most r^(1/256) (1.022 at
+# r = 272, the width of the default repulsive features; r <= min(n, width) for a Gram
 # matrix).
 _SQUARINGS = 8
 # Relative slack against rounding.
