@@ -271,7 +271,9 @@ DeepSet.__init__.__doc__ = r"""**Arguments:**
     ($Q$) low-rank term.
 - `kernel_features`, `kernel_dims`: with `smooth=True`, the number $D$ of random
     Fourier features and of learned coordinates of the local repulsive kernel (both 0:
-    no local term, as in smooth DeepSets saved before the term existed).
+    no local term, as in smooth DeepSets saved before the term existed). The default
+    of `kernel_features` was 64 before version 0.1.0's commit 274819d: pass 64 to load
+    a smooth energy saved then.
 - `key`: a JAX PRNG key for the initialisation.
 """
 
