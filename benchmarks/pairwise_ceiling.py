@@ -47,6 +47,13 @@ def score(data, a, r, omega=0.9, steps=300, with_diagonal=False):
     return 100 * float(np.mean(solved)), 100 * float(np.mean(first))
 
 
+def _grid(test, **options):
+    """Every cell of the grid over (a, r), and the cell whose solved Jaccard is best."""
+    grid = {f"a={a} r={r}": score(test, a, r, **options) for a in (1, 3, 10)
+            for r in (0.3, 1, 3, 10, 30)}
+    return grid, max(grid, key=lambda cell: grid[cell][0])
+
+
 def main(argv=None):
     quick = quick_flag(argv)
     count = 20 if quick else 300
@@ -55,12 +62,8 @@ def main(argv=None):
                           ("6 clusters of 6, |S*| = 6",
                            dict(num_clusters=6, cluster_size=6))):
         test = sf.datasets.substitutes(count, 0, **options)[2]
-        grid = {f"a={a} r={r}": score(test, a, r) for a in (1, 3, 10)
-                for r in (0.3, 1, 3, 10, 30)}
-        best = max(grid, key=lambda cell: grid[cell][0])
-        loose = {f"a={a} r={r}": score(test, a, r, with_diagonal=True)
-                 for a in (1, 3, 10) for r in (0.3, 1, 3, 10, 30)}
-        worse = max(loose, key=lambda cell: loose[cell][0])
+        grid, best = _grid(test)
+        loose, worse = _grid(test, with_diagonal=True)
         results[name] = {"grid": grid, "best": best, "solved": grid[best][0],
                          "one_step": grid[best][1],
                          "with_diagonal": {"grid": loose, "best": worse,
