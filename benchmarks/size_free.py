@@ -86,7 +86,8 @@ def table() -> str:
             cells.append(f"{values.mean():.{digits}f}{spread}")
         reference = deepset.get((dataset, "idiffmf-fro"))
         cells.append(real_data._cell(reference))
-        lines.append(f"| {dataset} | {label} | {len(scores)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {dataset} | {label}{real_data.stale((dataset, label))} | "
+                     f"{len(scores)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
