@@ -262,18 +262,18 @@ def energies_table() -> str:
     for m in ENERGIES:
         cell = [found.get((d, m)) for d in categories]
         row.append("" if None in cell else
-                   _mean_cell(cell) + stale(*((d, m) for d in categories)))
+                   _mean_cell(cell, stale(*((d, m) for d in categories))))
     lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
 
-def _mean_cell(cells: list[dict]) -> str:
+def _mean_cell(cells: list[dict], mark: str = "") -> str:
     """The mean over datasets of the cells' means, with the fewest seeds of any cell
-    and the mean seconds per epoch."""
+    and the mean seconds per epoch; `mark` after the mean, as `_cell` puts it."""
     mean = np.mean([c["mean"] for c in cells])
     seconds = np.mean([c["seconds_per_epoch"] for c in cells])
     fewest = min(c["runs"] for c in cells)
-    return f"{mean:.2f} (≥ {fewest} seeds each, {_seconds(seconds)})"
+    return f"{mean:.2f}{mark} (≥ {fewest} seeds each, {_seconds(seconds)})"
 
 
 def main(argv: list[str]) -> None:
